@@ -1,0 +1,3 @@
+from tempered.cli import main
+
+raise SystemExit(main())

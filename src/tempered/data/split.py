@@ -1,0 +1,51 @@
+"""Index sets over MNIST: P1/P2 (Szegedy et al. 2014, section 4.3), a validation hold-out, and the test set.
+
+The rule later stages rely on: a model is never calibrated, tuned or evaluated on data it trained on.
+HELD_OUT says, for each training set, which sets that model may be calibrated, tuned or evaluated on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tempered.config import MNIST_TRAIN_SIZE
+
+MNIST_TEST_SIZE = 10_000
+
+# Training sets a model may use, and the sets held out from each. Szegedy trains on all 60k ("full") and
+# on P1 or P2, which together cover the 60k: for "full" only the test set is held out, for P1 it is P2.
+HELD_OUT = {
+    "train": ("val", "test"),
+    "full": ("test",),
+    "p1": ("p2", "test"),
+    "p2": ("p1", "test"),
+}
+# Which array of the MNIST file each index set points into.
+SOURCE_ARRAY = {"train": "train", "full": "train", "p1": "train", "p2": "train", "val": "train", "test": "test"}
+
+
+def make_split(validation_size: int, seed: int, n_train: int = MNIST_TRAIN_SIZE,
+               n_test: int = MNIST_TEST_SIZE) -> dict[str, np.ndarray]:
+    """Sorted index arrays for every set; P1/P2 halve the shuffled training set, val is drawn independently."""
+    if not 0 < validation_size < n_train:
+        raise ValueError(f"validation_size {validation_size} must be in (0, {n_train})")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n_train)
+    half = n_train // 2
+    val = np.sort(rng.permutation(n_train)[:validation_size])
+    return {
+        "full": np.arange(n_train, dtype=np.int64),
+        "p1": np.sort(order[:half]).astype(np.int64),
+        "p2": np.sort(order[half:]).astype(np.int64),
+        "val": val.astype(np.int64),
+        "train": np.setdiff1d(np.arange(n_train), val).astype(np.int64),
+        "test": np.arange(n_test, dtype=np.int64),
+    }
+
+
+def describe_split(split: dict[str, np.ndarray]) -> dict:
+    return {
+        "sizes": {name: int(len(idx)) for name, idx in split.items()},
+        "held_out": {name: list(sets) for name, sets in HELD_OUT.items()},
+        "indexes_into": SOURCE_ARRAY,
+    }

@@ -1,0 +1,156 @@
+"""Pipeline steps: read artifacts, call the library, write artifacts with provenance.
+
+Each function here is one `python -m tempered <step>`; the science lives in the modules it calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from tempered.artifacts import (
+    ArtifactError,
+    read_arrays,
+    read_checkpoint,
+    read_json,
+    sha256_file,
+    write_arrays,
+    write_checkpoint,
+    write_json,
+    write_table,
+)
+from tempered.config import load_config, model_config
+from tempered.data.arrays import read_images, subset
+from tempered.data.sources import fetch_dataset
+from tempered.data.split import HELD_OUT, describe_split, make_split
+from tempered.device import resolve_device, seed_everything
+from tempered.models import build_model
+from tempered.provenance import provenance
+from tempered.training import classification_metrics, predict_logits, train_classifier
+
+log = logging.getLogger(__name__)
+
+
+def fetch_dataset_step(config_files: Sequence[str], dataset: str, out: Path, manifest: Path) -> None:
+    config = load_config(config_files)
+    cfg = config["data"][dataset]
+    with tempfile.TemporaryDirectory(prefix=f"tempered-{dataset}-") as workdir:
+        result = fetch_dataset(dataset, cfg, Path(workdir))
+    raw = result.arrays
+    write_arrays(out, {
+        "x_train": raw["train-images-idx3-ubyte"], "y_train": raw["train-labels-idx1-ubyte"],
+        "x_test": raw["t10k-images-idx3-ubyte"], "y_test": raw["t10k-labels-idx1-ubyte"],
+    })
+    write_json(manifest, {
+        "dataset": dataset,
+        "source": result.source,
+        "raw_sha256": result.digests,
+        "shapes": {name: list(array.shape) for name, array in raw.items()},
+        "failed_sources": result.failures,
+        "arrays_sha256": sha256_file(out),
+        "provenance": provenance(cfg, seed=None, device="cpu"),
+    })
+
+
+def split_step(config_files: Sequence[str], out: Path, manifest: Path) -> None:
+    config = load_config(config_files)
+    cfg = config["split"]
+    split = make_split(cfg["validation_size"], cfg["seed"])
+    write_arrays(out, split)
+    write_json(manifest, {**describe_split(split), "provenance": provenance(cfg, seed=cfg["seed"], device="cpu")})
+
+
+def _data_digests(*paths: Path) -> dict[str, str]:
+    return {path.name: sha256_file(path) for path in paths}
+
+
+def train_step(config_files: Sequence[str], model_name: str, seed: int, images_path: Path, split_path: Path,
+               checkpoint: Path, history_path: Path) -> None:
+    config = load_config(config_files)
+    mcfg = model_config(config, model_name)
+    compute = config["compute"]
+    device = resolve_device(compute["device"])
+    generator = seed_everything(seed, compute["threads"])
+    images, split = read_images(images_path), read_arrays(split_path)
+    x, y = subset(images, split, mcfg["train_set"], mcfg["limit_train"])
+    monitor_set = HELD_OUT[mcfg["train_set"]][0]
+    monitor = subset(images, split, monitor_set, config["evaluation"]["limit_eval"])
+    log.info("training %s (seed %d) on %s: %d samples, %d epochs, T=%g, device %s", model_name, seed,
+             mcfg["train_set"], len(x), mcfg["epochs"], mcfg["temperature"], device)
+    model = build_model(mcfg)
+    history = train_classifier(
+        model, x, y, epochs=mcfg["epochs"], batch_size=mcfg["batch_size"], optimizer_cfg=mcfg["optimizer"],
+        temperature=mcfg["temperature"], generator=generator, device=device,
+        channels_last=compute["channels_last"], monitor=monitor, monitor_name=monitor_set,
+    )
+    meta = {"model": model_name, "model_config": mcfg, "train_size": len(x),
+            "provenance": provenance(mcfg, seed=seed, device=device,
+                                     data_digests=_data_digests(images_path, split_path))}
+    write_checkpoint(checkpoint, model.state_dict(), meta)
+    frame = pd.DataFrame(history)
+    frame.insert(0, "seed", seed)
+    write_table(history_path, frame)
+
+
+def load_model(config: dict, model_name: str, checkpoint: Path):
+    """Rebuild the configured architecture and load weights; a checkpoint of another model is refused."""
+    mcfg = model_config(config, model_name)
+    state_dict, meta = read_checkpoint(checkpoint)
+    if meta.get("model_config", {}).get("architecture") != mcfg["architecture"]:
+        raise ArtifactError(
+            f"checkpoint {checkpoint} holds architecture {meta.get('model_config', {}).get('architecture')!r}, "
+            f"config models.{model_name}.architecture expects {mcfg['architecture']!r}"
+        )
+    model = build_model(mcfg)
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as err:
+        raise ArtifactError(f"checkpoint {checkpoint} does not fit {mcfg['architecture']}: {err}") from err
+    return model.eval(), meta
+
+
+def evaluate_step(config_files: Sequence[str], model_name: str, checkpoint: Path, images_path: Path,
+                  split_path: Path, logits_path: Path, metrics_path: Path) -> None:
+    config = load_config(config_files)
+    mcfg = model_config(config, model_name)
+    device = resolve_device(config["compute"]["device"])
+    model, meta = load_model(config, model_name, checkpoint)
+    model.to(device)
+    images, split = read_images(images_path), read_arrays(split_path)
+    arrays, metrics = {}, {}
+    # Only sets held out from this model's training set: never evaluate on data it trained on.
+    for set_name in HELD_OUT[mcfg["train_set"]]:
+        x, y = subset(images, split, set_name, config["evaluation"]["limit_eval"])
+        logits = predict_logits(model, x, config["evaluation"]["batch_size"], device)
+        arrays[f"{set_name}_logits"] = logits.numpy()
+        arrays[f"{set_name}_labels"] = y.numpy()
+        metrics[set_name] = classification_metrics(logits, y)
+        log.info("%s on %s: %s", model_name, set_name, metrics[set_name])
+    write_arrays(logits_path, arrays)
+    seed = meta["provenance"]["seed"]
+    write_json(metrics_path, {**metrics, "model": model_name, "seed": seed,
+                              "provenance": provenance(mcfg, seed=seed, device=device,
+                                                       data_digests=_data_digests(checkpoint, images_path))})
+
+
+def summarize_step(model_name: str, metrics_paths: Sequence[Path], out: Path) -> None:
+    from tempered.summary import summarise_metrics
+
+    per_seed = {}
+    for path in metrics_paths:
+        record = read_json(path)
+        if record.get("model") != model_name:
+            raise ArtifactError(f"{path} holds metrics of model {record.get('model')!r}, not {model_name!r}")
+        per_seed[record["seed"]] = {k: v for k, v in record.items() if isinstance(v, dict) and k != "provenance"}
+    write_json(out, {"model": model_name, "seeds": sorted(per_seed), **summarise_metrics(per_seed)})
+
+
+def plot_training_step(model_name: str, history_paths: Sequence[Path], out: Path) -> None:
+    from tempered.figures import save_figure, training_curve
+
+    frames = [pd.read_csv(path) for path in history_paths]
+    save_figure(training_curve(pd.concat(frames, ignore_index=True), f"{model_name}: training curve"), out)

@@ -1,0 +1,41 @@
+# Shared by every stage: config validation, the arguments every job gets, result paths, targets.
+import os
+
+from tempered import paths
+from tempered.config import validate_config
+
+# Validate before any job runs; an unknown key or a wrong type fails here, naming the key.
+validate_config(config, source="snakemake config")
+
+if workflow.config_settings.config:
+    # Jobs read their parameters from the config files, so a --config override would not reach them.
+    raise ValueError(
+        "command-line --config overrides are not supported: put them in a YAML file and pass it with "
+        "--configfile (see workflow/presets/)"
+    )
+
+
+def _config_files():
+    """config.yaml, then presets in the order given: the files every job re-reads and validates."""
+    files = [os.path.relpath(os.path.abspath(f)) for f in workflow.configfiles]
+    main = [f for f in files if f == "config.yaml"]
+    return main + [f for f in files if f != "config.yaml"]
+
+
+CONFIG_ARGS = " ".join(f"--config {f}" for f in _config_files())
+MODELS = sorted(config["models"])
+SEEDS = [str(s) for s in config["seeds"]]
+
+wildcard_constraints:
+    model="|".join(MODELS),
+    seed=r"\d+",
+    dataset="mnist|fashion_mnist",
+
+
+def all_targets():
+    return [
+        expand(paths.DATASET_MANIFEST, dataset=["mnist", "fashion_mnist"]),
+        paths.SPLIT_MANIFEST,
+        expand(paths.SEED_SUMMARY, model=MODELS),
+        expand(paths.TRAINING_CURVE, model=MODELS),
+    ]

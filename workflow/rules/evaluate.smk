@@ -1,0 +1,35 @@
+# Evaluation: logits and metrics on the sets held out from each model's training set, then across seeds.
+
+
+rule evaluate_model:
+    input:
+        checkpoint=paths.CHECKPOINT,
+        images=paths.DATASET_ARRAYS.format(dataset="mnist"),
+        split=paths.SPLIT_INDEXES,
+    output:
+        logits=paths.LOGITS,
+        metrics=paths.EVAL_METRICS,
+    params:
+        settings=config["evaluation"],
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    log:
+        paths.log("evaluate_model", "{model}/seed{seed}"),
+    shell:
+        "python -m tempered evaluate {CONFIG_ARGS} --model {wildcards.model} --checkpoint {input.checkpoint} "
+        "--images {input.images} --split {input.split} --logits {output.logits} --metrics {output.metrics} "
+        "--log {log}"
+
+
+rule summarize_seeds:
+    input:
+        metrics=expand(paths.EVAL_METRICS, seed=SEEDS, allow_missing=True),
+    output:
+        summary=paths.SEED_SUMMARY,
+    log:
+        paths.log("summarize_seeds", "{model}"),
+    localrule: True
+    shell:
+        "python -m tempered summarize {CONFIG_ARGS} --model {wildcards.model} --metrics {input.metrics} "
+        "--out {output.summary} --log {log}"

@@ -1,0 +1,19 @@
+# Figures: every one declared with report(...) so `snakemake --report` is the gallery.
+
+
+rule plot_training_curve:
+    input:
+        histories=expand(paths.HISTORY, seed=SEEDS, allow_missing=True),
+    output:
+        figure=report(
+            paths.TRAINING_CURVE,
+            caption="../report/training_curve.rst",
+            category="Training",
+            labels={"model": "{model}"},
+        ),
+    log:
+        paths.log("plot_training_curve", "{model}"),
+    localrule: True
+    shell:
+        "python -m tempered plot-training {CONFIG_ARGS} --model {wildcards.model} --histories {input.histories} "
+        "--out {output.figure} --log {log}"

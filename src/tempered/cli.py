@@ -9,7 +9,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-
 from tempered.artifacts import ArtifactError
 from tempered.config import ConfigError
 from tempered.data.idx import IdxError

@@ -3,6 +3,7 @@ import os
 
 from tempered import paths
 from tempered.config import validate_config
+from tempered.step_params import config_slice
 
 # Validate before any job runs; an unknown key or a wrong type fails here, naming the key.
 validate_config(config, source="snakemake config")

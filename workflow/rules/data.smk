@@ -6,12 +6,15 @@ rule fetch_mnist:
         arrays=paths.DATASET_ARRAYS.format(dataset="mnist"),
         manifest=paths.DATASET_MANIFEST.format(dataset="mnist"),
     params:
-        settings=config["data"]["mnist"],
+        config=CONFIG_ARGS,
+        settings=config_slice(config, "fetch", dataset="mnist"),
     log:
         paths.log("fetch_mnist"),
     localrule: True
+    conda:
+        "../envs/tempered.yaml"
     shell:
-        "python -m tempered fetch {CONFIG_ARGS} --dataset mnist --out {output.arrays} "
+        "python -m tempered fetch {params.config} --dataset mnist --out {output.arrays} "
         "--manifest {output.manifest} --log {log}"
 
 
@@ -20,12 +23,15 @@ rule fetch_fashion_mnist:
         arrays=paths.DATASET_ARRAYS.format(dataset="fashion_mnist"),
         manifest=paths.DATASET_MANIFEST.format(dataset="fashion_mnist"),
     params:
-        settings=config["data"]["fashion_mnist"],
+        config=CONFIG_ARGS,
+        settings=config_slice(config, "fetch", dataset="fashion_mnist"),
     log:
         paths.log("fetch_fashion_mnist"),
     localrule: True
+    conda:
+        "../envs/tempered.yaml"
     shell:
-        "python -m tempered fetch {CONFIG_ARGS} --dataset fashion_mnist --out {output.arrays} "
+        "python -m tempered fetch {params.config} --dataset fashion_mnist --out {output.arrays} "
         "--manifest {output.manifest} --log {log}"
 
 
@@ -34,9 +40,12 @@ rule split:
         indexes=paths.SPLIT_INDEXES,
         manifest=paths.SPLIT_MANIFEST,
     params:
-        settings=config["split"],
+        config=CONFIG_ARGS,
+        settings=config_slice(config, "split"),
     log:
         paths.log("split"),
     localrule: True
+    conda:
+        "../envs/tempered.yaml"
     shell:
-        "python -m tempered split {CONFIG_ARGS} --out {output.indexes} --manifest {output.manifest} --log {log}"
+        "python -m tempered split {params.config} --out {output.indexes} --manifest {output.manifest} --log {log}"

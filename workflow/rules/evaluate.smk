@@ -10,14 +10,17 @@ rule evaluate_model:
         logits=paths.LOGITS,
         metrics=paths.EVAL_METRICS,
     params:
-        settings=config["evaluation"],
+        config=CONFIG_ARGS,
+        settings=lambda wc: config_slice(config, "evaluate", model=wc.model),
     resources:
         mem_mb=4000,
         runtime=30,
     log:
         paths.log("evaluate_model", "{model}/seed{seed}"),
+    conda:
+        "../envs/tempered.yaml"
     shell:
-        "python -m tempered evaluate {CONFIG_ARGS} --model {wildcards.model} --checkpoint {input.checkpoint} "
+        "python -m tempered evaluate {params.config} --model {wildcards.model} --checkpoint {input.checkpoint} "
         "--images {input.images} --split {input.split} --logits {output.logits} --metrics {output.metrics} "
         "--log {log}"
 
@@ -27,9 +30,13 @@ rule summarize_seeds:
         metrics=expand(paths.EVAL_METRICS, seed=SEEDS, allow_missing=True),
     output:
         summary=paths.SEED_SUMMARY,
+    params:
+        config=CONFIG_ARGS,
     log:
         paths.log("summarize_seeds", "{model}"),
     localrule: True
+    conda:
+        "../envs/tempered.yaml"
     shell:
-        "python -m tempered summarize {CONFIG_ARGS} --model {wildcards.model} --metrics {input.metrics} "
+        "python -m tempered summarize {params.config} --model {wildcards.model} --metrics {input.metrics} "
         "--out {output.summary} --log {log}"

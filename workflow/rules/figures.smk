@@ -11,9 +11,13 @@ rule plot_training_curve:
             category="Training",
             labels={"model": "{model}"},
         ),
+    params:
+        config=CONFIG_ARGS,
     log:
         paths.log("plot_training_curve", "{model}"),
     localrule: True
+    conda:
+        "../envs/tempered.yaml"
     shell:
-        "python -m tempered plot-training {CONFIG_ARGS} --model {wildcards.model} --histories {input.histories} "
+        "python -m tempered plot-training {params.config} --model {wildcards.model} --histories {input.histories} "
         "--out {output.figure} --log {log}"

@@ -9,15 +9,17 @@ rule train_model:
         checkpoint=paths.CHECKPOINT,
         history=paths.HISTORY,
     params:
-        settings=lambda wc: config["models"][wc.model],
-        monitor=config["evaluation"],
+        config=CONFIG_ARGS,
+        settings=lambda wc: config_slice(config, "train", model=wc.model),
     resources:
         mem_mb=4000,
         runtime=240,
     threads: 2
     log:
         paths.log("train_model", "{model}/seed{seed}"),
+    conda:
+        "../envs/tempered.yaml"
     shell:
-        "python -m tempered train {CONFIG_ARGS} --model {wildcards.model} --seed {wildcards.seed} "
+        "python -m tempered train {params.config} --model {wildcards.model} --seed {wildcards.seed} "
         "--images {input.images} --split {input.split} --checkpoint {output.checkpoint} "
         "--history {output.history} --log {log}"

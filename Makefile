@@ -1,0 +1,57 @@
+# The two commands: `make reproduce [PRESET=smoke|quick]` and `make test`. Both set up .venv first
+# (once: the stamp files skip the install on a set-up machine).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PRESET ?=
+CORES ?= all
+PRESET_ARGS := $(if $(PRESET),--configfile workflow/presets/$(PRESET).yaml)
+CONFIG_ARGS := --config config.yaml $(if $(PRESET),--config workflow/presets/$(PRESET).yaml)
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: reproduce test lint dvc.yaml report data-deps bench clean-results
+
+reproduce: $(VENV)/.runtime data-deps
+	snakemake --cores $(CORES) $(PRESET_ARGS)
+
+report: $(VENV)/.runtime
+	snakemake --cores 1 $(PRESET_ARGS) --report results/report.html
+
+test: $(VENV)/.test data-deps lint
+	pytest -q
+
+lint: $(VENV)/.test
+	ruff check src tests bench
+	snakemake --lint $(PRESET_ARGS)
+	python -m tempered export-dvc --config config.yaml --check
+
+# dvc.yaml is generated from the Snakemake DAG; `make dvc.yaml PRESET=quick` targets a preset.
+dvc.yaml: $(VENV)/.runtime
+	python -m tempered export-dvc $(CONFIG_ARGS) --out dvc.yaml
+
+bench: $(VENV)/.runtime data-deps
+	python bench/train_throughput.py
+
+$(VENV)/.runtime: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.runtime requirements-test.txt
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@
+
+# Fashion-MNIST (OOD data) from Debian when running as root and it is missing; otherwise the
+# configured sources (torchvision, a local directory) are tried at run time and a failure names them.
+data-deps:
+	@if [ ! -d $(FASHION_DIR) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian package dataset-fashion-mnist"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+clean-results:
+	rm -rf results/data results/models results/eval results/metrics results/figures logs .snakemake/metadata

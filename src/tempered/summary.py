@@ -15,14 +15,15 @@ def t_quantile_95(dof: int) -> float:
     return _T95[max(eligible)] if dof <= 30 else 1.96
 
 
-def across_seeds(values: Sequence[float]) -> dict[str, float | int | None]:
-    """Mean, sample std and the t-interval of the mean; the interval is null with a single seed."""
+def across_seeds(values: Sequence[float]) -> dict[str, float | int]:
+    """Mean, sample std and the t-interval of the mean. With one seed there is no spread: only the mean is
+    given (no nulls, which `dvc metrics show` cannot parse)."""
     n = len(values)
     if n == 0:
         raise ValueError("no values to summarise")
     mean = sum(values) / n
     if n == 1:
-        return {"mean": mean, "std": None, "ci95_low": None, "ci95_high": None, "n_seeds": 1}
+        return {"mean": mean, "n_seeds": 1}
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = t_quantile_95(n - 1) * std / math.sqrt(n)
     return {"mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half, "n_seeds": n}

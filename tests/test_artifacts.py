@@ -1,0 +1,80 @@
+import io
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from tempered.artifacts import (
+    ArtifactError,
+    atomic_path,
+    read_arrays,
+    read_checkpoint,
+    write_arrays,
+    write_checkpoint,
+    write_json,
+)
+from tempered.models import build_model
+from tempered.steps import load_model
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "metrics.json"
+    write_json(target, {"ok": 1})
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text('{"partial":')
+        raise RuntimeError("killed")
+    assert target.read_text().strip().endswith("}") and '"ok": 1' in target.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"], "no temporary file left behind"
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    write_json(tmp_path / "a.json", {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_arrays_roundtrip_and_missing_keys_are_named(tmp_path):
+    write_arrays(tmp_path / "a.npz", {"x": np.arange(3)})
+    np.testing.assert_array_equal(read_arrays(tmp_path / "a.npz")["x"], np.arange(3))
+    with pytest.raises(ArtifactError, match=r"lacks arrays \['y'\]"):
+        read_arrays(tmp_path / "a.npz", required=("y",))
+    (tmp_path / "bad.npz").write_bytes(b"garbage")
+    with pytest.raises(ArtifactError, match="bad.npz"):
+        read_arrays(tmp_path / "bad.npz")
+
+
+def test_checkpoint_roundtrip(tmp_path, repo_config):
+    model = build_model(repo_config["models"]["cnn"])
+    write_checkpoint(tmp_path / "m.pt", model.state_dict(), {"model_config": repo_config["models"]["cnn"]})
+    state, meta = read_checkpoint(tmp_path / "m.pt")
+    assert meta["model_config"]["architecture"] == "papernot_cnn"
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_checkpoint_with_a_pickle_payload_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    buffer = io.BytesIO()
+    torch.save({"state_dict": {}, "meta": Payload()}, buffer, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(ArtifactError, match="refused: not a plain weights file"):
+        read_checkpoint(path)
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path, repo_config):
+    cfg = repo_config["models"]["cnn"]
+    other = torch.nn.Linear(784, 10)
+    write_checkpoint(tmp_path / "linear.pt", other.state_dict(), {"model_config": {**cfg, "architecture": "fc10"}})
+    with pytest.raises(ArtifactError, match="holds architecture 'fc10'"):
+        load_model(repo_config, "cnn", tmp_path / "linear.pt")
+    # Same claimed architecture, wrong tensors: refused by shape, not loaded half-way.
+    write_checkpoint(tmp_path / "liar.pt", other.state_dict(), {"model_config": cfg})
+    with pytest.raises(ArtifactError, match="does not fit papernot_cnn"):
+        load_model(repo_config, "cnn", tmp_path / "liar.pt")

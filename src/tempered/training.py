@@ -78,7 +78,8 @@ def train_classifier(
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         started = time.perf_counter()
-        batches = tqdm(range(0, n, batch_size), desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False)
+        batches = tqdm(range(0, n, batch_size), desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
+                       mininterval=2.0)
         for start in batches:
             idx = order[start:start + batch_size]
             logits = model(x_dev[idx])

@@ -1,0 +1,1 @@
+"""Out-of-distribution and misclassification detection: scores and metrics."""

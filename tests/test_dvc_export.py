@@ -1,0 +1,59 @@
+"""dvc.yaml is generated from the Snakemake DAG: the committed file is current and mirrors every job."""
+
+import pytest
+import yaml
+
+from tempered.config import REPO_ROOT, ConfigError
+from tempered.dvc_export import render_dvc_yaml, snakemake_jobs, stage_name
+from tempered.step_params import has_key
+
+SMOKE = "workflow/presets/smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def smoke_stages():
+    return yaml.safe_load(render_dvc_yaml(["config.yaml", SMOKE]))["stages"]
+
+
+def test_committed_dvc_yaml_is_not_stale():
+    assert (REPO_ROOT / "dvc.yaml").read_text() == render_dvc_yaml(["config.yaml"]), (
+        "dvc.yaml is stale: run `make dvc.yaml`")
+
+
+def test_one_stage_per_snakemake_job_with_the_same_command_and_files(smoke_stages):
+    jobs = snakemake_jobs([SMOKE])
+    assert sorted(stage_name(j) for j in jobs) == sorted(smoke_stages)
+    assert {j.rule for j in jobs} >= {"fetch_mnist", "fetch_fashion_mnist", "split", "train_model",
+                                      "evaluate_model", "summarize_seeds", "plot_training_curve"}
+    for job in jobs:
+        stage = smoke_stages[stage_name(job)]
+        assert stage["cmd"] == job.cmd
+        tracked = stage.get("outs", []) + stage.get("metrics", []) + stage.get("plots", [])
+        assert sorted(tracked) == sorted(job.outputs)
+        assert set(job.inputs) <= set(stage["deps"]) and "src/tempered" in stage["deps"]
+
+
+def test_metrics_and_figures_are_declared_as_such(smoke_stages):
+    assert smoke_stages["evaluate_model-cnn-seed0"]["metrics"] == ["results/metrics/eval/cnn/seed0.json"]
+    assert smoke_stages["plot_training_curve-cnn"]["plots"] == ["results/figures/training_curve/cnn.png"]
+
+
+def test_params_name_keys_present_in_their_files(smoke_stages):
+    for name, stage in smoke_stages.items():
+        for entry in stage.get("params", []):
+            for path, keys in entry.items():
+                content = yaml.safe_load((REPO_ROOT / path).read_text())
+                assert all(has_key(content, k) for k in keys), (name, path, keys)
+    train = smoke_stages["train_model-cnn-seed0"]["params"]
+    assert train == [{"config.yaml": ["models.cnn", "evaluation.limit_eval"]},
+                     {SMOKE: ["models.cnn", "evaluation.limit_eval"]}]
+
+
+def test_seed_wildcard_follows_config():
+    paper = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    assert {s for s in paper if s.startswith("train_model-")} == {f"train_model-cnn-seed{s}" for s in (0, 1, 2)}
+
+
+def test_presets_must_follow_config_yaml():
+    with pytest.raises(ConfigError, match="needs config.yaml first"):
+        render_dvc_yaml([SMOKE])

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from tempered.artifacts import atomic_path  # noqa: E402
 
@@ -34,6 +35,7 @@ def training_curve(histories: pd.DataFrame, title: str) -> plt.Figure:
     for ax, metric in zip(axes, ["loss", "accuracy"], strict=True):
         sns.lineplot(data=long[long["metric"] == metric], x="epoch", y="value", hue="split", marker="o",
                      errorbar=("pi", 100), ax=ax)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("cross-entropy" if metric == "loss" else "accuracy")
         ax.set_title(metric)
     fig.suptitle(title)

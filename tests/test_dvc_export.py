@@ -49,9 +49,14 @@ def test_params_name_keys_present_in_their_files(smoke_stages):
                      {SMOKE: ["models.cnn", "evaluation.limit_eval"]}]
 
 
-def test_seed_wildcard_follows_config():
+def test_seed_and_temperature_wildcards_follow_config():
     paper = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
-    assert {s for s in paper if s.startswith("train_model-")} == {f"train_model-cnn-seed{s}" for s in (0, 1, 2)}
+    assert {s for s in paper if s.startswith("train_model-cnn-")} == {f"train_model-cnn-seed{s}" for s in (0, 1, 2)}
+    grid = (1, 2, 5, 10, 20, 30, 40, 50, 100)
+    assert {s for s in paper if s.startswith("train_student-")} == {
+        f"train_student-student_T{t}-seed{s}" for t in grid for s in (0, 1, 2)}
+    student = paper["train_student-student_T20-seed1"]
+    assert "results/distillation/teacher_T20/seed1/soft_labels.npz" in student["deps"]
 
 
 def test_presets_must_follow_config_yaml():

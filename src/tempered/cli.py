@@ -44,7 +44,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     from tempered.steps import train_step
 
     train_step(args.config, args.model, args.seed, Path(args.images), Path(args.split),
-               Path(args.checkpoint), Path(args.history))
+               Path(args.checkpoint), Path(args.history), Path(args.soft_labels) if args.soft_labels else None)
+
+
+def cmd_soft_labels(args: argparse.Namespace) -> None:
+    from tempered.steps import soft_labels_step
+
+    soft_labels_step(args.config, args.model, Path(args.checkpoint), Path(args.images), Path(args.split),
+                     Path(args.out))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -104,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--seed", required=True, type=int)
     for name in ("images", "split", "checkpoint", "history"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("--soft-labels", help="a distillation student's targets: its teacher's soft labels (.npz)")
+
+    p = step("soft-labels", cmd_soft_labels, "a distillation teacher's softmax at its temperature on its training set")
+    p.add_argument("--model", required=True, help="the teacher, e.g. teacher_T20")
+    for name in ("checkpoint", "images", "split", "out"):
         p.add_argument(f"--{name}", required=True)
 
     p = step("evaluate", cmd_evaluate, "logits and metrics of a trained model on its held-out sets")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,10 @@ def validate_config(config: Mapping[str, Any], source: str = "config") -> None:
 
 def _check_semantics(config: Mapping[str, Any], source: str) -> None:
     """Checks a JSON schema cannot express: sizes that depend on the data."""
+    base = config["distillation"]["base_model"]
+    if base not in config["models"]:
+        raise ConfigError(f"invalid configuration ({source}):\n- distillation.base_model: {base!r} is not a model "
+                          f"defined under 'models' ({', '.join(sorted(config['models']))})")
     val = config["split"]["validation_size"]
     if val >= MNIST_TRAIN_SIZE:
         raise ConfigError(
@@ -99,9 +104,38 @@ def config_hash(section: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+# Distillation models are named for their role and temperature: teacher_T20, student_T0p5 ('.' -> 'p').
+DISTILLED_NAME = re.compile(r"^(?P<role>teacher|student)_T(?P<tag>[0-9]+(?:p[0-9]+)?)$")
+
+
+def temperature_tag(temperature: float) -> str:
+    return f"{temperature:g}".replace(".", "p")
+
+
+def distilled_names(config: Mapping[str, Any], role: str) -> list[str]:
+    return [f"{role}_T{temperature_tag(t)}" for t in config["distillation"]["temperatures"]]
+
+
+def all_model_names(config: Mapping[str, Any]) -> list[str]:
+    """Every model the DAG trains: those under 'models', then teachers and students over the T grid."""
+    return sorted(config["models"]) + distilled_names(config, "teacher") + distilled_names(config, "student")
+
+
 def model_config(config: Mapping[str, Any], model: str) -> dict[str, Any]:
-    try:
-        return config["models"][model]
-    except KeyError:
-        known = ", ".join(sorted(config["models"]))
-        raise ConfigError(f"unknown model {model!r}: config 'models' defines {known}") from None
+    """A model's settings; teacher_T<T> / student_T<T> are distillation.base_model's at temperature T."""
+    if model in config["models"]:
+        return dict(config["models"][model])
+    match = DISTILLED_NAME.match(model)
+    temperatures = {temperature_tag(t): float(t) for t in config["distillation"]["temperatures"]}
+    if match and match["tag"] in temperatures:
+        derived = {**config["models"][config["distillation"]["base_model"]], "temperature": temperatures[match["tag"]]}
+        if match["role"] == "student":
+            derived["teacher"] = f"teacher_T{match['tag']}"
+        return derived
+    raise ConfigError(f"unknown model {model!r}: config defines {', '.join(all_model_names(config))}")
+
+
+def model_config_key(config: Mapping[str, Any], model: str) -> str:
+    """The config key a model's settings live under (a distilled model's are its base model's)."""
+    model_config(config, model)  # raises for an unknown name
+    return f"models.{model}" if model in config["models"] else f"models.{config['distillation']['base_model']}"

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tempered.config import REPO_ROOT, ConfigError, read_yaml
+from tempered.config import REPO_ROOT, ConfigError, load_config, read_yaml
 from tempered.step_params import has_key, step_config_keys
 
 MAIN_CONFIG = "config.yaml"
@@ -73,7 +73,7 @@ def stage_name(job: SnakemakeJob) -> str:
     return "-".join([job.rule, *parts])
 
 
-def _step_keys(cmd: str) -> list[str]:
+def _step_keys(cmd: str, config: dict) -> list[str]:
     """The config keys the command's step reads, found by parsing it with the CLI's own parser."""
     from tempered.cli import build_parser
 
@@ -82,7 +82,7 @@ def _step_keys(cmd: str) -> list[str]:
         raise ValueError(f"rule command does not call the tempered CLI: {cmd}")
     args = build_parser().parse_args(argv[3:])
     named = {k: v for k, v in vars(args).items() if k != "step" and isinstance(v, str | int)}
-    return step_config_keys(args.step, **named)
+    return step_config_keys(args.step, config, **named)
 
 
 def _params(keys: list[str], presets: Sequence[str]) -> list[Any]:
@@ -95,9 +95,9 @@ def _params(keys: list[str], presets: Sequence[str]) -> list[Any]:
     return params
 
 
-def dvc_stage(job: SnakemakeJob, presets: Sequence[str]) -> dict[str, Any]:
+def dvc_stage(job: SnakemakeJob, config: dict, presets: Sequence[str]) -> dict[str, Any]:
     stage: dict[str, Any] = {"cmd": job.cmd, "deps": [*job.inputs, *CODE_DEPS]}
-    params = _params(_step_keys(job.cmd), presets)
+    params = _params(_step_keys(job.cmd, config), presets)
     if params:
         stage["params"] = params
     metrics = [o for o in job.outputs if o.startswith("results/metrics/")]
@@ -116,8 +116,9 @@ def render_dvc_yaml(config_files: Sequence[str]) -> str:
     if not config_files or config_files[0] != MAIN_CONFIG:
         raise ConfigError(f"export-dvc needs {MAIN_CONFIG} first, then presets; got {list(config_files)}")
     presets = list(config_files[1:])
+    config = load_config([REPO_ROOT / f for f in config_files])
     jobs = snakemake_jobs(presets)
-    stages = {stage_name(job): dvc_stage(job, presets) for job in jobs}
+    stages = {stage_name(job): dvc_stage(job, config, presets) for job in jobs}
     args = " ".join(f"--config {f}" for f in config_files)
     return HEADER.format(args=args) + yaml.safe_dump({"stages": stages}, sort_keys=False, width=1000)
 

@@ -14,6 +14,9 @@ MODEL_DIR = f"{RESULTS}/models/{{model}}/seed{{seed}}"
 CHECKPOINT = f"{MODEL_DIR}/model.pt"
 HISTORY = f"{MODEL_DIR}/history.csv"
 
+# Distillation: a teacher's soft labels on its training set, the targets of the student of the same T
+SOFT_LABELS = f"{RESULTS}/distillation/{{model}}/seed{{seed}}/soft_labels.npz"
+
 # Evaluation on the sets held out from the model's training set
 EVAL_DIR = f"{RESULTS}/eval/{{model}}/seed{{seed}}"
 LOGITS = f"{EVAL_DIR}/logits.npz"

@@ -9,20 +9,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tempered.config import model_config_key
+
+# {model_key} is where the model's settings live: models.<model>, or the base model's for teacher_T<T> and
+# student_T<T> (whose temperature is in the name, so the grid adds or removes jobs, never reruns others).
 STEP_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "fetch": ("data.{dataset}",),
     "split": ("split",),
-    "train": ("models.{model}", "evaluation.limit_eval"),
-    "evaluate": ("models.{model}.train_set", "evaluation"),
+    "train": ("{model_key}", "evaluation.limit_eval"),
+    "soft-labels": ("{model_key}.train_set", "{model_key}.limit_train", "evaluation.batch_size"),
+    "evaluate": ("{model_key}.train_set", "evaluation"),
     "summarize": (),
     "plot-training": (),
 }
 
 
-def step_config_keys(step: str, **args: Any) -> list[str]:
+def step_config_keys(step: str, config: Mapping[str, Any], **args: Any) -> list[str]:
     if step not in STEP_CONFIG_KEYS:
         raise KeyError(f"step {step!r} declares no config keys; known steps: {sorted(STEP_CONFIG_KEYS)}")
-    return [key.format(**args) for key in STEP_CONFIG_KEYS[step]]
+    if "model" in args:
+        args["model_key"] = model_config_key(config, args["model"])
+    keys = [key.format(**args) for key in STEP_CONFIG_KEYS[step]]
+    if "model" in args and args["model_key"] != f"models.{args['model']}":
+        keys.append("distillation.base_model")
+    return keys
 
 
 def lookup(config: Mapping[str, Any], dotted: str) -> Any:
@@ -43,4 +53,4 @@ def has_key(config: Mapping[str, Any], dotted: str) -> bool:
 
 def config_slice(config: Mapping[str, Any], step: str, **args: Any) -> dict[str, Any]:
     """{key: value} of everything `step` reads from config, for Snakemake's params."""
-    return {key: lookup(config, key) for key in step_config_keys(step, **args)}
+    return {key: lookup(config, key) for key in step_config_keys(step, config, **args)}

@@ -5,12 +5,15 @@ Each function here is one `python -m tempered <step>`; the science lives in the 
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import torch
 
 from tempered.artifacts import (
     ArtifactError,
@@ -23,14 +26,14 @@ from tempered.artifacts import (
     write_json,
     write_table,
 )
-from tempered.config import load_config, model_config
+from tempered.config import ConfigError, load_config, model_config
 from tempered.data.arrays import read_images, subset
 from tempered.data.sources import fetch_dataset
 from tempered.data.split import HELD_OUT, describe_split, make_split
 from tempered.device import resolve_device, seed_everything
 from tempered.models import build_model
 from tempered.provenance import provenance
-from tempered.training import classification_metrics, predict_logits, train_classifier
+from tempered.training import classification_metrics, predict_logits, soft_labels, train_classifier
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +72,20 @@ def _data_digests(*paths: Path) -> dict[str, str]:
 
 
 def train_step(config_files: Sequence[str], model_name: str, seed: int, images_path: Path, split_path: Path,
-               checkpoint: Path, history_path: Path) -> None:
+               checkpoint: Path, history_path: Path, soft_labels_path: Path | None = None) -> None:
     config = load_config(config_files)
     mcfg = model_config(config, model_name)
+    if ("teacher" in mcfg) != (soft_labels_path is not None):
+        raise ConfigError(f"model {model_name!r}: a distillation student needs --soft-labels from its teacher, "
+                          f"and only a student takes them")
     compute = config["compute"]
     device = resolve_device(compute["device"])
     generator = seed_everything(seed, compute["threads"])
     images, split = read_images(images_path), read_arrays(split_path)
     x, y = subset(images, split, mcfg["train_set"], mcfg["limit_train"])
+    targets = None
+    if soft_labels_path is not None:
+        targets = _read_soft_labels(soft_labels_path, mcfg, y)
     monitor_set = HELD_OUT[mcfg["train_set"]][0]
     monitor = subset(images, split, monitor_set, config["evaluation"]["limit_eval"])
     log.info("training %s (seed %d) on %s: %d samples, %d epochs, T=%g, device %s", model_name, seed,
@@ -85,15 +94,43 @@ def train_step(config_files: Sequence[str], model_name: str, seed: int, images_p
     history = train_classifier(
         model, x, y, epochs=mcfg["epochs"], batch_size=mcfg["batch_size"], optimizer_cfg=mcfg["optimizer"],
         temperature=mcfg["temperature"], generator=generator, device=device,
-        channels_last=compute["channels_last"], monitor=monitor, monitor_name=monitor_set,
+        channels_last=compute["channels_last"], monitor=monitor, monitor_name=monitor_set, soft_targets=targets,
     )
+    inputs = [images_path, split_path] + ([soft_labels_path] if soft_labels_path else [])
     meta = {"model": model_name, "model_config": mcfg, "train_size": len(x),
-            "provenance": provenance(mcfg, seed=seed, device=device,
-                                     data_digests=_data_digests(images_path, split_path))}
+            "provenance": provenance(mcfg, seed=seed, device=device, data_digests=_data_digests(*inputs))}
     write_checkpoint(checkpoint, model.state_dict(), meta)
     frame = pd.DataFrame(history)
     frame.insert(0, "seed", seed)
     write_table(history_path, frame)
+
+
+def _read_soft_labels(path: Path, mcfg: dict, labels) -> torch.Tensor:
+    """The teacher's probabilities, checked to belong to these training samples and this temperature."""
+    arrays = read_arrays(path, required=("probs", "labels", "temperature"))
+    if not np.array_equal(arrays["labels"], labels.numpy()):
+        raise ArtifactError(f"soft labels {path} were made for other training samples than {mcfg['train_set']} "
+                            f"(limit {mcfg['limit_train']}): {len(arrays['labels'])} vs {len(labels)} samples")
+    if float(arrays["temperature"]) != mcfg["temperature"]:
+        raise ArtifactError(f"soft labels {path} are at T={float(arrays['temperature']):g}, "
+                            f"the student trains at T={mcfg['temperature']:g}")
+    return torch.from_numpy(arrays["probs"])
+
+
+def soft_labels_step(config_files: Sequence[str], teacher: str, checkpoint: Path, images_path: Path,
+                     split_path: Path, out: Path) -> None:
+    """Papernot et al. 2016 section IV.B: the teacher's softmax at T on every training sample."""
+    config = load_config(config_files)
+    mcfg = model_config(config, teacher)
+    device = resolve_device(config["compute"]["device"])
+    model, meta = load_model(config, teacher, checkpoint)
+    x, y = subset(read_images(images_path), read_arrays(split_path), mcfg["train_set"], mcfg["limit_train"])
+    probs = soft_labels(model.to(device), x, mcfg["temperature"], config["evaluation"]["batch_size"], device)
+    agreement = (probs.argmax(1) == y).float().mean().item()
+    log.info("%s soft labels at T=%g: %d samples, argmax agrees with the label on %.4f", teacher,
+             mcfg["temperature"], len(y), agreement)
+    write_arrays(out, {"probs": probs.numpy(), "labels": y.numpy(), "temperature": np.float64(mcfg["temperature"]),
+                       "provenance_json": np.array(json.dumps(meta["provenance"]))})
 
 
 def load_model(config: dict, model_name: str, checkpoint: Path):

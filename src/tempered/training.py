@@ -40,6 +40,13 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int, device: t
     return torch.cat(out) if out else torch.empty(0, 10)
 
 
+@torch.no_grad()
+def soft_labels(model: nn.Module, x: torch.Tensor, temperature: float, batch_size: int,
+                device: torch.device) -> torch.Tensor:
+    """A teacher's class probabilities softmax(z/T) at its training temperature, eval mode (no dropout)."""
+    return torch.softmax(predict_logits(model, x, batch_size, device).double() / temperature, dim=1).float()
+
+
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     """Accuracy, error and mean negative log-likelihood of deployment logits (T=1)."""
     nll = F.cross_entropy(logits, labels).item()
@@ -61,13 +68,21 @@ def train_classifier(
     channels_last: bool = False,
     monitor: tuple[torch.Tensor, torch.Tensor] | None = None,
     monitor_name: str = "heldout",
+    soft_targets: torch.Tensor | None = None,
 ) -> list[dict[str, float]]:
-    """Minibatch SGD on softmax(z/T); returns one row of metrics per epoch (no wall-clock values in it)."""
+    """Minibatch SGD on softmax(z/T); returns one row of metrics per epoch (no wall-clock values in it).
+
+    With soft_targets (a distillation student, Papernot et al. 2016 section IV.B) the loss is the
+    cross-entropy between the teacher's probabilities at T and softmax(z/T); y still gives train accuracy.
+    """
+    if soft_targets is not None and soft_targets.shape != (len(y), 10):
+        raise ValueError(f"soft_targets has shape {tuple(soft_targets.shape)}, expected ({len(y)}, 10)")
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model.parameters(), optimizer_cfg)
     x_dev, y_dev = x.to(device), y.to(device)
+    targets = soft_targets.to(device) if soft_targets is not None else y_dev
     if channels_last:
         x_dev = x_dev.contiguous(memory_format=torch.channels_last)
     n = len(x_dev)
@@ -83,7 +98,7 @@ def train_classifier(
         for start in batches:
             idx = order[start:start + batch_size]
             logits = model(x_dev[idx])
-            loss = F.cross_entropy(logits / temperature, y_dev[idx])
+            loss = F.cross_entropy(logits / temperature, targets[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

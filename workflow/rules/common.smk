@@ -2,7 +2,7 @@
 import os
 
 from tempered import paths
-from tempered.config import validate_config
+from tempered.config import all_model_names, distilled_names, validate_config
 from tempered.step_params import config_slice
 
 # Validate before any job runs; an unknown key or a wrong type fails here, naming the key.
@@ -24,7 +24,9 @@ def _config_files():
 
 
 CONFIG_ARGS = " ".join(f"--config {f}" for f in _config_files())
-MODELS = sorted(config["models"])
+MODELS = all_model_names(config)
+TEACHERS = distilled_names(config, "teacher")
+STUDENTS = distilled_names(config, "student")
 SEEDS = [str(s) for s in config["seeds"]]
 
 wildcard_constraints:

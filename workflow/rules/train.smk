@@ -1,4 +1,5 @@
-# Training: one job per (model, seed); models and seeds come from config.
+# Training: one job per (model, seed); models and seeds come from config. Distillation students train on
+# their teacher's soft labels (rule soft_labels), every other model on the labels.
 
 
 rule train_model:
@@ -8,6 +9,8 @@ rule train_model:
     output:
         checkpoint=paths.CHECKPOINT,
         history=paths.HISTORY,
+    wildcard_constraints:
+        model="|".join(m for m in MODELS if m not in STUDENTS),
     params:
         config=CONFIG_ARGS,
         settings=lambda wc: config_slice(config, "train", model=wc.model),
@@ -23,3 +26,54 @@ rule train_model:
         "python -m tempered train {params.config} --model {wildcards.model} --seed {wildcards.seed} "
         "--images {input.images} --split {input.split} --checkpoint {output.checkpoint} "
         "--history {output.history} --log {log}"
+
+
+rule soft_labels:
+    input:
+        checkpoint=paths.CHECKPOINT,
+        images=paths.DATASET_ARRAYS.format(dataset="mnist"),
+        split=paths.SPLIT_INDEXES,
+    output:
+        soft_labels=paths.SOFT_LABELS,
+    wildcard_constraints:
+        model="|".join(TEACHERS),
+    params:
+        config=CONFIG_ARGS,
+        settings=lambda wc: config_slice(config, "soft-labels", model=wc.model),
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    log:
+        paths.log("soft_labels", "{model}/seed{seed}"),
+    conda:
+        "../envs/tempered.yaml"
+    shell:
+        "python -m tempered soft-labels {params.config} --model {wildcards.model} --checkpoint {input.checkpoint} "
+        "--images {input.images} --split {input.split} --out {output.soft_labels} --log {log}"
+
+
+rule train_student:
+    input:
+        images=paths.DATASET_ARRAYS.format(dataset="mnist"),
+        split=paths.SPLIT_INDEXES,
+        soft_labels=lambda wc: paths.SOFT_LABELS.format(model=wc.model.replace("student_", "teacher_"), seed=wc.seed),
+    output:
+        checkpoint=paths.CHECKPOINT,
+        history=paths.HISTORY,
+    wildcard_constraints:
+        model="|".join(STUDENTS),
+    params:
+        config=CONFIG_ARGS,
+        settings=lambda wc: config_slice(config, "train", model=wc.model),
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    threads: 2
+    log:
+        paths.log("train_student", "{model}/seed{seed}"),
+    conda:
+        "../envs/tempered.yaml"
+    shell:
+        "python -m tempered train {params.config} --model {wildcards.model} --seed {wildcards.seed} "
+        "--images {input.images} --split {input.split} --soft-labels {input.soft_labels} "
+        "--checkpoint {output.checkpoint} --history {output.history} --log {log}"

@@ -16,7 +16,7 @@ from tempered.artifacts import (
     write_json,
 )
 from tempered.models import build_model
-from tempered.steps import load_model
+from tempered.steps.core import load_model
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):

@@ -10,7 +10,7 @@ from torch import nn
 from tempered.artifacts import ArtifactError, write_arrays
 from tempered.config import ConfigError, all_model_names, model_config, validate_config
 from tempered.step_params import config_slice, step_config_keys
-from tempered.steps import _read_soft_labels
+from tempered.steps.core import _read_soft_labels
 from tempered.training import soft_labels, train_classifier
 
 

@@ -191,3 +191,53 @@ def plot_training_step(model_name: str, history_paths: Sequence[Path], out: Path
 
     frames = [pd.read_csv(path) for path in history_paths]
     save_figure(training_curve(pd.concat(frames, ignore_index=True), f"{model_name}: training curve"), out)
+
+
+def register(add_step) -> None:
+    """This stage's CLI steps: data, training (base, teachers, students), evaluation, summaries, figures."""
+    p = add_step("fetch", lambda a: fetch_dataset_step(a.config, a.dataset, Path(a.out), Path(a.manifest)),
+                 "fetch, verify and parse a dataset's raw IDX files")
+    p.add_argument("--dataset", required=True, choices=["mnist", "fashion_mnist"])
+    p.add_argument("--out", required=True, help=".npz of parsed arrays")
+    p.add_argument("--manifest", required=True, help="JSON: source used, digests, sizes, failed sources")
+
+    p = add_step("split", lambda a: split_step(a.config, Path(a.out), Path(a.manifest)),
+                 "write the P1/P2, validation, training and test index sets")
+    p.add_argument("--out", required=True)
+    p.add_argument("--manifest", required=True)
+
+    p = add_step("train", lambda a: train_step(a.config, a.model, a.seed, Path(a.images), Path(a.split),
+                                               Path(a.checkpoint), Path(a.history),
+                                               Path(a.soft_labels) if a.soft_labels else None),
+                 "train one model for one seed")
+    p.add_argument("--model", required=True)
+    p.add_argument("--seed", required=True, type=int)
+    for name in ("images", "split", "checkpoint", "history"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("--soft-labels", help="a distillation student's targets: its teacher's soft labels (.npz)")
+
+    p = add_step("soft-labels", lambda a: soft_labels_step(a.config, a.model, Path(a.checkpoint), Path(a.images),
+                                                           Path(a.split), Path(a.out)),
+                 "a distillation teacher's softmax at its temperature on its training set")
+    p.add_argument("--model", required=True, help="the teacher, e.g. teacher_T20")
+    for name in ("checkpoint", "images", "split", "out"):
+        p.add_argument(f"--{name}", required=True)
+
+    p = add_step("evaluate", lambda a: evaluate_step(a.config, a.model, Path(a.checkpoint), Path(a.images),
+                                                     Path(a.split), Path(a.logits), Path(a.metrics)),
+                 "logits and metrics of a trained model on its held-out sets")
+    p.add_argument("--model", required=True)
+    for name in ("checkpoint", "images", "split", "logits", "metrics"):
+        p.add_argument(f"--{name}", required=True)
+
+    p = add_step("summarize", lambda a: summarize_step(a.model, [Path(m) for m in a.metrics], Path(a.out)),
+                 "aggregate a model's metrics across seeds")
+    p.add_argument("--model", required=True)
+    p.add_argument("--metrics", required=True, nargs="+")
+    p.add_argument("--out", required=True)
+
+    p = add_step("plot-training", lambda a: plot_training_step(a.model, [Path(h) for h in a.histories], Path(a.out)),
+                 "training-curve figure of a model across seeds")
+    p.add_argument("--model", required=True)
+    p.add_argument("--histories", required=True, nargs="+")
+    p.add_argument("--out", required=True)

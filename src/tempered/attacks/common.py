@@ -1,0 +1,82 @@
+"""What every attack shares: the result record, the success check and the distortion norms.
+
+Distortions follow Carlini & Wagner 2017, section II-D: L0 counts changed pixels (Papernot et al. 2016 report
+it as a fraction of the 784 features), L2 is the Euclidean distance and Linf the largest change, all on
+pixels scaled to [0, 1]. One image is one sample: its channel and spatial axes are flattened together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+def l0_distortion(x: torch.Tensor, x_adv: torch.Tensor, atol: float = 0.0) -> torch.Tensor:
+    """Number of features of each sample that changed by more than atol (float, shape (N,))."""
+    return ((x_adv - x).flatten(1).abs() > atol).sum(1).to(x.dtype)
+
+
+def l0_fraction(x: torch.Tensor, x_adv: torch.Tensor, atol: float = 0.0) -> torch.Tensor:
+    """L0 as a fraction of the features per sample: Papernot's "percentage of features modified"."""
+    return l0_distortion(x, x_adv, atol) / x[0].numel()
+
+
+def l2_distortion(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+    return (x_adv - x).flatten(1).norm(p=2, dim=1)
+
+
+def linf_distortion(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+    return (x_adv - x).flatten(1).abs().amax(1)
+
+
+DISTORTIONS = {"l0": l0_distortion, "l2": l2_distortion, "linf": linf_distortion}
+
+
+def attack_succeeded(logits: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """Targeted: the model predicts the target. Untargeted: it predicts anything but the true label."""
+    predicted = logits.argmax(1)
+    return predicted == target if target is not None else predicted != labels
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """One batch of adversarial examples.
+
+    x_adv: (N, ...) in the input box; for a failed sample the attack's best effort (C&W: the original).
+    success: bool (N,), judged by the model's own prediction on x_adv, never by the attack's bookkeeping.
+    distortion: float (N,), x_adv against x in `norm`, for every sample (failed ones included: average it
+    over `success` only, as the papers do).
+    """
+
+    x_adv: torch.Tensor
+    success: torch.Tensor
+    distortion: torch.Tensor
+    norm: str
+
+    @property
+    def success_rate(self) -> float:
+        return self.success.float().mean().item() if len(self.success) else float("nan")
+
+    @property
+    def mean_distortion(self) -> float:
+        """Mean distortion over the successful samples (NaN when none succeeded)."""
+        return self.distortion[self.success].mean().item() if self.success.any() else float("nan")
+
+
+@torch.no_grad()
+def finish(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, labels: torch.Tensor,
+           target: torch.Tensor | None, norm: str, found: torch.Tensor | None = None) -> AttackResult:
+    """Judge x_adv by the model (and by the attack's own `found` mask, when it keeps one) and measure it."""
+    x_adv = x_adv.detach()
+    success = attack_succeeded(model(x_adv), labels, target)
+    if found is not None:
+        success &= found
+    return AttackResult(x_adv=x_adv, success=success, distortion=DISTORTIONS[norm](x, x_adv), norm=norm)
+
+
+def check_inputs(x: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None) -> None:
+    if labels.shape != (len(x),) or (target is not None and target.shape != (len(x),)):
+        raise ValueError(f"labels {tuple(labels.shape)} and target "
+                         f"{None if target is None else tuple(target.shape)} must both be ({len(x)},)")

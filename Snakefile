@@ -11,6 +11,10 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/attacks.smk"
+include: "workflow/rules/calibration.smk"
+include: "workflow/rules/ood.smk"
+include: "workflow/rules/szegedy.smk"
 include: "workflow/rules/figures.smk"
 
 

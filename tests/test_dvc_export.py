@@ -10,8 +10,18 @@ from tempered.step_params import has_key
 SMOKE = "workflow/presets/smoke.yaml"
 
 
+@pytest.fixture(autouse=True)
+def in_repo(monkeypatch):
+    """The exporter works on the workflow in the current directory, as the CLI does."""
+    monkeypatch.chdir(REPO_ROOT)
+
+
 @pytest.fixture(scope="module")
 def smoke_stages():
+    # A module-scoped fixture runs before the autouse chdir: give it the repository explicitly.
+    import os
+
+    os.chdir(REPO_ROOT)
     return yaml.safe_load(render_dvc_yaml(["config.yaml", SMOKE]))["stages"]
 
 

@@ -17,17 +17,25 @@ from tests.conftest import tracked_copy
 pytestmark = pytest.mark.e2e
 
 SMOKE = "workflow/presets/smoke.yaml"
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
 
 def run(cmd: list[str], cwd: Path, timeout: int = 900) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    """Run in a clone with the venv's tools, importing the clone's own package (not the editable install's)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "PYTHONPATH": str(cwd / "src")}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, (
         f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc.stdout + proc.stderr
 
 
 def digest(path: Path) -> str:
+    """sha256 of a file; of a directory output (per-sample OOD scores), over its files' names and bytes."""
+    if path.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes())
+        return h.hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 

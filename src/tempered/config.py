@@ -116,9 +116,15 @@ def distilled_names(config: Mapping[str, Any], role: str) -> list[str]:
     return [f"{role}_T{temperature_tag(t)}" for t in config["distillation"]["temperatures"]]
 
 
+def attacked_models(config: Mapping[str, Any]) -> list[str]:
+    """Papernot et al. 2016 section V: the undistilled base model and every student, deployed at T=1."""
+    return [config["distillation"]["base_model"], *distilled_names(config, "student")]
+
+
 def all_model_names(config: Mapping[str, Any]) -> list[str]:
     """Every model the DAG trains: those under 'models', then teachers and students over the T grid."""
-    return sorted(config["models"]) + distilled_names(config, "teacher") + distilled_names(config, "student")
+    enabled = sorted(name for name, cfg in config["models"].items() if cfg.get("enabled", True))
+    return enabled + distilled_names(config, "teacher") + distilled_names(config, "student")
 
 
 def model_config(config: Mapping[str, Any], model: str) -> dict[str, Any]:

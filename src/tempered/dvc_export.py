@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tempered.config import REPO_ROOT, ConfigError, load_config, read_yaml
+from tempered.config import ConfigError, load_config, read_yaml
 from tempered.step_params import has_key, step_config_keys
 
 MAIN_CONFIG = "config.yaml"
@@ -36,8 +36,10 @@ class SnakemakeJob:
     cmd: str
 
 
-def snakemake_jobs(presets: Sequence[str], workdir: Path = REPO_ROOT) -> list[SnakemakeJob]:
-    """Every job of the full DAG (as if nothing were built), via Snakemake's API."""
+def snakemake_jobs(presets: Sequence[str], workdir: Path | None = None) -> list[SnakemakeJob]:
+    """Every job of the full DAG (as if nothing were built), via Snakemake's API, for the workflow in
+    `workdir` (default: the current directory, the repository the command runs in)."""
+    workdir = Path.cwd() if workdir is None else workdir
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import (
         ConfigSettings,
@@ -89,7 +91,7 @@ def _params(keys: list[str], presets: Sequence[str]) -> list[Any]:
     """config.yaml holds every key; a preset is listed for the keys it overrides (DVC needs them present)."""
     params: list[Any] = [{MAIN_CONFIG: keys}] if keys else []
     for preset in presets:
-        present = [k for k in keys if has_key(read_yaml(REPO_ROOT / preset), k)]
+        present = [k for k in keys if has_key(read_yaml(Path(preset)), k)]
         if present:
             params.append({preset: present})
     return params
@@ -116,7 +118,7 @@ def render_dvc_yaml(config_files: Sequence[str]) -> str:
     if not config_files or config_files[0] != MAIN_CONFIG:
         raise ConfigError(f"export-dvc needs {MAIN_CONFIG} first, then presets; got {list(config_files)}")
     presets = list(config_files[1:])
-    config = load_config([REPO_ROOT / f for f in config_files])
+    config = load_config(config_files)
     jobs = snakemake_jobs(presets)
     stages = {stage_name(job): dvc_stage(job, config, presets) for job in jobs}
     args = " ".join(f"--config {f}" for f in config_files)

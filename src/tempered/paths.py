@@ -23,6 +23,53 @@ LOGITS = f"{EVAL_DIR}/logits.npz"
 EVAL_METRICS = f"{RESULTS}/metrics/eval/{{model}}/seed{{seed}}.json"
 SEED_SUMMARY = f"{RESULTS}/metrics/summary/{{model}}.json"
 
+# Attacks on the base model and the distilled students (wildcards {attack}, {model}, {seed})
+ADVERSARIAL = f"{RESULTS}/attacks/{{attack}}/{{model}}/seed{{seed}}.npz"
+ATTACK_METRICS = f"{RESULTS}/metrics/attacks/{{attack}}/{{model}}/seed{{seed}}.json"
+GRADIENTS = f"{RESULTS}/attacks/gradients/{{model}}/seed{{seed}}.npz"
+DISTILLATION_TABLE = f"{RESULTS}/tables/distillation.csv"
+DISTILLATION_MARKDOWN = f"{RESULTS}/tables/distillation.md"
+DISTILLATION_METRICS = f"{RESULTS}/metrics/distillation.json"
+DISTILLATION_FIGURES = {
+    "success": f"{RESULTS}/figures/distillation/success_vs_T.png",
+    "robustness": f"{RESULTS}/figures/distillation/robustness_vs_T.png",
+    "accuracy": f"{RESULTS}/figures/distillation/accuracy_vs_T.png",
+    "gradients": f"{RESULTS}/figures/distillation/gradient_magnitudes.png",
+    "examples": f"{RESULTS}/figures/distillation/adversarial_examples.png",
+}
+
+# Temperature scaling (Guo et al. 2017) per (model, seed), then one table over every model
+RELIABILITY_BINS = f"{RESULTS}/calibration/{{model}}/seed{{seed}}/reliability_bins.csv"
+CALIBRATION_METRICS = f"{RESULTS}/metrics/calibration/{{model}}/seed{{seed}}.json"
+RELIABILITY_DIAGRAM = f"{RESULTS}/figures/reliability/{{model}}/seed{{seed}}.png"
+CALIBRATION_TABLE = f"{RESULTS}/tables/calibration.csv"
+CALIBRATION_MARKDOWN = f"{RESULTS}/tables/calibration.md"
+FITTED_VS_DISTILLATION_T = f"{RESULTS}/figures/calibration/fitted_vs_distillation_T.png"
+
+# OOD and misclassification detection per (model, seed); per-sample scores, one CSV per detector x dataset
+OOD_DOWNLOADED_ARRAYS = f"{RESULTS}/data/ood_downloaded.npz"
+OOD_DOWNLOADED_MANIFEST = f"{RESULTS}/data/ood_downloaded.manifest.json"
+OOD_SCORES_DIR = f"{RESULTS}/ood/{{model}}/seed{{seed}}/scores"
+OOD_METRICS = f"{RESULTS}/metrics/ood/{{model}}/seed{{seed}}.json"
+OOD_ROC = f"{RESULTS}/figures/ood_roc/{{model}}/seed{{seed}}.png"
+OOD_HISTOGRAMS = f"{RESULTS}/figures/ood_scores/{{model}}/seed{{seed}}.png"
+OOD_TABLE = f"{RESULTS}/tables/ood.csv"
+OOD_MARKDOWN = f"{RESULTS}/tables/ood.md"
+OOD_AUROC_VS_T = f"{RESULTS}/figures/ood/auroc_vs_distillation_T.png"
+
+# Szegedy et al. 2014 section 4: error on the training set (reported, never tuned on), one saved L-BFGS adversarial
+# set per (model, seed), the transfer of every set to every model per seed, the tables and figures
+TRAINING_SET_ERROR = f"{RESULTS}/metrics/szegedy/training_set_error/{{model}}/seed{{seed}}.json"
+LBFGS_ADVERSARIAL = f"{RESULTS}/szegedy/adversarial/{{model}}/seed{{seed}}.npz"
+LBFGS_METRICS = f"{RESULTS}/metrics/szegedy/attack/{{model}}/seed{{seed}}.json"
+SZEGEDY_TRANSFER = f"{RESULTS}/metrics/szegedy/transfer/seed{{seed}}.json"
+SZEGEDY_TABLES = {name: (f"{RESULTS}/tables/szegedy_{name}.csv", f"{RESULTS}/tables/szegedy_{name}.md")
+                  for name in ("table1", "table2", "table3", "table4", "adversarial_training")}
+SZEGEDY_MARKDOWN = f"{RESULTS}/tables/szegedy.md"
+SZEGEDY_METRICS = f"{RESULTS}/metrics/szegedy/tables.json"
+SZEGEDY_EXAMPLES = f"{RESULTS}/figures/szegedy/examples/{{model}}/seed{{seed}}.png"
+SZEGEDY_TRANSFER_HEATMAP = f"{RESULTS}/figures/szegedy/transfer_matrix.png"
+
 # Figures
 TRAINING_CURVE = f"{RESULTS}/figures/training_curve/{{model}}.png"
 

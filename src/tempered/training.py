@@ -29,14 +29,18 @@ def make_optimizer(params, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device,
                    channels_last: bool = False) -> torch.Tensor:
-    """Deployment logits (T=1, eval mode) for every row of x, returned on the CPU."""
+    """Deployment logits (T=1, eval mode) for every row of x, returned on the CPU.
+
+    A learned-confidence model returns (logits, c); its logits are taken.
+    """
     model.eval()
     out = []
     for start in range(0, len(x), batch_size):
         batch = x[start:start + batch_size].to(device)
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        out.append(model(batch).float().cpu())
+        output = model(batch)
+        out.append((output[0] if isinstance(output, tuple) else output).float().cpu())
     return torch.cat(out) if out else torch.empty(0, 10)
 
 
@@ -80,7 +84,10 @@ def train_classifier(
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model.parameters(), optimizer_cfg)
+    # Frozen parameters (AE400-10's autoencoder) stay out of the optimizer.
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], optimizer_cfg)
+    # Szegedy et al. 2014's per-layer decay lambda * sum(w^2) / k, where the model defines it.
+    penalty = getattr(model, "weight_penalty", None)
     x_dev, y_dev = x.to(device), y.to(device)
     targets = soft_targets.to(device) if soft_targets is not None else y_dev
     if channels_last:
@@ -99,6 +106,8 @@ def train_classifier(
             idx = order[start:start + batch_size]
             logits = model(x_dev[idx])
             loss = F.cross_entropy(logits / temperature, targets[idx])
+            if penalty is not None:
+                loss = loss + penalty()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

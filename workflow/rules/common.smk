@@ -2,7 +2,7 @@
 import os
 
 from tempered import paths
-from tempered.config import all_model_names, distilled_names, validate_config
+from tempered.config import all_model_names, attacked_models, distilled_names, validate_config
 from tempered.step_params import config_slice
 
 # Validate before any job runs; an unknown key or a wrong type fails here, naming the key.
@@ -41,4 +41,9 @@ def all_targets():
         paths.SPLIT_MANIFEST,
         expand(paths.SEED_SUMMARY, model=MODELS),
         expand(paths.TRAINING_CURVE, model=MODELS),
+        paths.CALIBRATION_MARKDOWN,
+        paths.OOD_MARKDOWN,
+        paths.DISTILLATION_MARKDOWN,
+        paths.SZEGEDY_MARKDOWN,
+        expand(paths.SZEGEDY_EXAMPLES, model=SZEGEDY_ATTACKED, seed=SEEDS),  # rules/szegedy.smk
     ]

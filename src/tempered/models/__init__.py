@@ -7,13 +7,16 @@ from typing import Any
 
 from torch import nn
 
+from tempered.models.confidence_cnn import ConfidenceCNN
 from tempered.models.papernot_cnn import PapernotCNN
+from tempered.models.szegedy import SZEGEDY_ARCHITECTURES
 
-ARCHITECTURES = {"papernot_cnn": PapernotCNN}
+ARCHITECTURES = {"papernot_cnn": PapernotCNN, "confidence_cnn": ConfidenceCNN, **SZEGEDY_ARCHITECTURES}
 
 
 def build_model(model_cfg: Mapping[str, Any]) -> nn.Module:
     name = model_cfg["architecture"]
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[name](dropout=model_cfg["dropout"])
+    # architecture_args: constructor arguments beyond dropout (FC10's weight-decay lambda, Szegedy et al. 2014).
+    return ARCHITECTURES[name](dropout=model_cfg["dropout"], **model_cfg.get("architecture_args", {}))

@@ -91,11 +91,40 @@ def train_step(config_files: Sequence[str], model_name: str, seed: int, images_p
     log.info("training %s (seed %d) on %s: %d samples, %d epochs, T=%g, device %s", model_name, seed,
              mcfg["train_set"], len(x), mcfg["epochs"], mcfg["temperature"], device)
     model = build_model(mcfg)
-    history = train_classifier(
-        model, x, y, epochs=mcfg["epochs"], batch_size=mcfg["batch_size"], optimizer_cfg=mcfg["optimizer"],
-        temperature=mcfg["temperature"], generator=generator, device=device,
-        channels_last=compute["channels_last"], monitor=monitor, monitor_name=monitor_set, soft_targets=targets,
-    )
+    if mcfg["architecture"] == "ae400_10":
+        # Szegedy et al. 2014, Table 1: the sparse autoencoder learns without labels first, then stays frozen.
+        from tempered.autoencoder import pretrain_autoencoder
+
+        if "autoencoder" not in mcfg:
+            raise ConfigError(f"models.{model_name}: architecture ae400_10 needs an 'autoencoder' section")
+        pretrain_autoencoder(model.autoencoder, x, generator=generator, device=device, **mcfg["autoencoder"])
+    if "adversarial_training" in mcfg:
+        from tempered.adversarial_training import train_with_adversarial_pool
+
+        if targets is not None or mcfg["architecture"] == "confidence_cnn":
+            raise ConfigError(f"models.{model_name}: adversarial_training needs a plain classifier on labels")
+        history = train_with_adversarial_pool(
+            model, x, y, epochs=mcfg["epochs"], batch_size=mcfg["batch_size"], optimizer_cfg=mcfg["optimizer"],
+            generator=generator, device=device, monitor=monitor, monitor_name=monitor_set,
+            **mcfg["adversarial_training"],
+        )
+    elif mcfg["architecture"] == "confidence_cnn":
+        from tempered.confidence_training import train_confidence_classifier
+
+        if targets is not None:
+            raise ConfigError(f"model {model_name!r}: a learned-confidence model cannot be a distillation student")
+        history = train_confidence_classifier(
+            model, x, y, epochs=mcfg["epochs"], batch_size=mcfg["batch_size"], optimizer_cfg=mcfg["optimizer"],
+            generator=generator, device=device, lambda_init=mcfg["learned_confidence"]["lambda_init"],
+            budget=mcfg["learned_confidence"]["budget"], temperature=mcfg["temperature"],
+            channels_last=compute["channels_last"], monitor=monitor, monitor_name=monitor_set,
+        )
+    else:
+        history = train_classifier(
+            model, x, y, epochs=mcfg["epochs"], batch_size=mcfg["batch_size"], optimizer_cfg=mcfg["optimizer"],
+            temperature=mcfg["temperature"], generator=generator, device=device,
+            channels_last=compute["channels_last"], monitor=monitor, monitor_name=monitor_set, soft_targets=targets,
+        )
     inputs = [images_path, split_path] + ([soft_labels_path] if soft_labels_path else [])
     meta = {"model": model_name, "model_config": mcfg, "train_size": len(x),
             "provenance": provenance(mcfg, seed=seed, device=device, data_digests=_data_digests(*inputs))}

@@ -1,0 +1,282 @@
+"""The distillation report: accuracy, attack success, distortion, robustness and gradient magnitudes per
+distillation temperature, beside the published numbers (tempered.reference), as a table and figures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from tempered import reference  # noqa: E402
+from tempered.artifacts import write_bytes, write_json, write_table  # noqa: E402
+from tempered.config import DISTILLED_NAME, model_config  # noqa: E402
+from tempered.figures import save_figure  # noqa: E402
+from tempered.summary import across_seeds  # noqa: E402
+
+ATTACK_LABELS = {"jsma": "JSMA (softmax, T=1)", "jsma_known_t": "JSMA (softmax at the training T)",
+                 "fgsm": "FGSM", "pgd": "PGD", "cw_l2": "C&W L2 (logits)"}
+
+
+def temperature_of(config: Mapping[str, Any], model: str) -> float | None:
+    """A distilled model's T; None for the undistilled base model."""
+    return model_config(config, model)["temperature"] if DISTILLED_NAME.match(model) else None
+
+
+def tidy_results(config, eval_metrics: Sequence[dict], attack_metrics: Sequence[dict],
+                 gradients: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
+    """One row per (model, seed, quantity): the long table every summary and figure is drawn from."""
+    rows = []
+    for m in eval_metrics:
+        rows.append({"model": m["model"], "seed": m["seed"], "quantity": "test_accuracy",
+                     "value": m["test"]["accuracy"]})
+    for m in attack_metrics:
+        for key in ("success_rate", "distortion_mean", "distortion_median", "features_changed_fraction_mean"):
+            if key in m:
+                rows.append({"model": m["model"], "seed": m["seed"], "quantity": f"{m['attack']}.{key}",
+                             "value": m[key]})
+    for key, arrays in gradients.items():
+        model, seed = key.split("/")
+        rows.append({"model": model, "seed": int(seed.removeprefix("seed")),
+                     "quantity": "gradient_mean_abs_median", "value": float(np.median(arrays["mean_abs"]))})
+    frame = pd.DataFrame(rows)
+    frame["role"] = frame["model"].map(lambda m: m.split("_T")[0] if DISTILLED_NAME.match(m) else "base")
+    frame["T"] = frame["model"].map(lambda m: temperature_of(config, m))
+    return frame
+
+
+def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% interval across seeds of every quantity per model, with the paper's value beside."""
+    rows = []
+    for (model, role, temperature, quantity), group in frame.groupby(["model", "role", "T", "quantity"],
+                                                                    dropna=False, sort=True):
+        stats = across_seeds(group["value"].tolist())
+        rows.append({"model": model, "role": role, "T": temperature, "quantity": quantity,
+                     "mean": stats["mean"], "ci95_low": stats.get("ci95_low", np.nan),
+                     "ci95_high": stats.get("ci95_high", np.nan), "n_seeds": stats["n_seeds"],
+                     "paper": paper_value(role, temperature, quantity)})
+    return pd.DataFrame(rows)
+
+
+def paper_value(role: str, temperature: float | None, quantity: str) -> float:
+    if quantity == "jsma.success_rate":
+        if role == "base":
+            return reference.PAPERNOT_JSMA_SUCCESS_BASE
+        if role == "student" and temperature in reference.PAPERNOT_JSMA_SUCCESS:
+            return reference.PAPERNOT_JSMA_SUCCESS[temperature]
+    if quantity == "jsma.features_changed_fraction_mean" and role == "base":
+        return reference.PAPERNOT_ROBUSTNESS["base"]
+    if quantity == "test_accuracy" and role == "base":
+        return reference.PAPERNOT_ACCURACY["base"]
+    if quantity == "test_accuracy" and role == "student" and temperature == 20:
+        return reference.PAPERNOT_ACCURACY["distilled_T20"]
+    if quantity == "cw_l2.success_rate" and role in ("base", "student"):
+        return reference.CW_SUCCESS
+    if quantity == "cw_l2.distortion_mean" and role == "base":
+        return reference.CW_L2_MEAN["base"]
+    if quantity == "cw_l2.distortion_mean" and role == "student" and temperature == 100:
+        return reference.CW_L2_MEAN["distilled_T100"]
+    return np.nan
+
+
+def markdown(table: pd.DataFrame, attacks: Sequence[str]) -> str:
+    """Wide view: one row per deployed model, success and distortion per attack; '(paper x)' beside ours."""
+    def cell(model: str, quantity: str, digits: int = 3) -> str:
+        row = table[(table["model"] == model) & (table["quantity"] == quantity)]
+        if row.empty:
+            return "-"
+        mean, paper = row["mean"].iloc[0], row["paper"].iloc[0]
+        text = f"{mean:.{digits}f}"
+        if not np.isnan(row["ci95_low"].iloc[0]):
+            text += f" [{row['ci95_low'].iloc[0]:.{digits}f}, {row['ci95_high'].iloc[0]:.{digits}f}]"
+        return text + (f" (paper {paper:.{digits}f})" if not np.isnan(paper) else "")
+
+    deployed = table[table["role"].isin(["base", "student"])][["model", "role", "T"]].drop_duplicates()
+    deployed = deployed.sort_values("T", na_position="first")
+    header = ["model", "T", "test accuracy"]
+    for attack in attacks:
+        header += [f"{attack} success", f"{attack} distortion"]
+    header += ["JSMA features changed", "median mean-abs input gradient"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, r in deployed.iterrows():
+        cells = [r["model"], "-" if np.isnan(r["T"]) else f"{r['T']:g}", cell(r["model"], "test_accuracy", 4)]
+        for attack in attacks:
+            cells += [cell(r["model"], f"{attack}.success_rate"), cell(r["model"], f"{attack}.distortion_mean")]
+        cells += [cell(r["model"], "jsma.features_changed_fraction_mean"),
+                  cell(r["model"], "gradient_mean_abs_median", 6)]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [
+        "",
+        "Success: fraction of all attempts (targeted attacks: every drawn test sample x its 9 other classes);",
+        "distortion: mean over successful attempts (JSMA: L0 features, C&W: L2, FGSM/PGD: Linf).",
+        "Brackets: 95% t-interval across training seeds (absent with one seed). Paper values from",
+        "Papernot et al. 2016 (S&P) and Carlini & Wagner 2016/2017, see ../shared/reference/anchors.md.",
+    ]
+    return "\n".join(["# Defensive distillation across the temperature grid", "", *lines, *notes,
+                      *claims(table, attacks)]) + "\n"
+
+
+def _mean(table: pd.DataFrame, model: str, quantity: str) -> float:
+    row = table[(table["model"] == model) & (table["quantity"] == quantity)]
+    return float(row["mean"].iloc[0]) if len(row) else np.nan
+
+
+def claims(table: pd.DataFrame, attacks: Sequence[str]) -> list[str]:
+    """Whether the papers' two findings are seen here, with the numbers behind each verdict.
+
+    Papernot et al. 2016: JSMA success falls steeply with T (seen: success at the highest T is below half
+    the undistilled model's). Carlini & Wagner 2016: C&W L2 on the logits still succeeds (seen: >= 95% at
+    every T) with distortion close to the undistilled model's (within 1.5x).
+    """
+    base = table[table["role"] == "base"]["model"].iloc[0]
+    students = table[table["role"] == "student"][["model", "T"]].drop_duplicates().sort_values("T")
+    if students.empty:
+        return []
+    hottest = students.iloc[-1]
+    lines = ["", "## Do we see what the papers report?", ""]
+    if "jsma" in attacks:
+        before, after = _mean(table, base, "jsma.success_rate"), _mean(table, hottest["model"], "jsma.success_rate")
+        seen = after < 0.5 * before
+        lines.append(f"- Papernot et al.: JSMA success falls steeply with T — {'seen' if seen else 'NOT seen'}: "
+                     f"{before:.3f} undistilled -> {after:.3f} at T={hottest['T']:g} "
+                     f"(paper: {reference.PAPERNOT_JSMA_SUCCESS_BASE:.3f} -> "
+                     f"{reference.PAPERNOT_JSMA_SUCCESS[100]:.3f} at T=100).")
+    if "jsma_known_t" in attacks:
+        after = _mean(table, hottest["model"], "jsma_known_t.success_rate")
+        lines.append(f"- Gradient masking: JSMA on softmax(z/T) with T known succeeds at {after:.3f} on "
+                     f"T={hottest['T']:g} (JSMA at T=1: {_mean(table, hottest['model'], 'jsma.success_rate'):.3f}).")
+    if "cw_l2" in attacks:
+        rates = [_mean(table, m, "cw_l2.success_rate") for m in students["model"]]
+        base_l2 = _mean(table, base, "cw_l2.distortion_mean")
+        hot_l2 = _mean(table, hottest["model"], "cw_l2.distortion_mean")
+        seen = min(rates) >= 0.95 and hot_l2 <= 1.5 * base_l2
+        lines.append(f"- Carlini & Wagner: C&W L2 on the logits still succeeds with distortion close to the "
+                     f"undistilled model's — {'seen' if seen else 'NOT seen'}: success {min(rates):.3f} to "
+                     f"{max(rates):.3f} across T; mean L2 {base_l2:.3f} undistilled vs {hot_l2:.3f} at "
+                     f"T={hottest['T']:g} (paper: 100%; {reference.CW_L2_MEAN['base']} vs "
+                     f"{reference.CW_L2_MEAN['distilled_T100']} at T=100).")
+    return lines
+
+
+def _students(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["role"] == "student"]
+
+
+def success_figure(frame: pd.DataFrame, attacks: Sequence[str]) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    palette = dict(zip(attacks, sns.color_palette("tab10", len(attacks)), strict=True))
+    for attack in attacks:
+        data = _students(frame)[_students(frame)["quantity"] == f"{attack}.success_rate"]
+        sns.lineplot(data=data, x="T", y="value", marker="o", ax=ax, color=palette[attack],
+                     label=ATTACK_LABELS[attack], errorbar=("pi", 100))
+        base = frame[(frame["role"] == "base") & (frame["quantity"] == f"{attack}.success_rate")]["value"]
+        if len(base):
+            ax.axhline(base.mean(), color=palette[attack], linestyle=":", linewidth=1)
+    papers = sorted(reference.PAPERNOT_JSMA_SUCCESS.items())
+    ax.scatter([t for t, _ in papers], [v for _, v in papers], marker="X", s=80, color="black", zorder=5,
+               label="Papernot et al. 2016, JSMA")
+    ax.set_xscale("log")
+    ax.set(xlabel="distillation temperature T (students, deployed at T=1)", ylabel="attack success rate",
+           ylim=(-0.02, 1.02), title="Attack success vs distillation temperature (dotted: undistilled model)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def robustness_figure(frame: pd.DataFrame) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for attack in ("jsma", "jsma_known_t"):
+        data = _students(frame)[_students(frame)["quantity"] == f"{attack}.features_changed_fraction_mean"]
+        if len(data):
+            sns.lineplot(data=data, x="T", y="value", marker="o", ax=ax, label=ATTACK_LABELS[attack])
+    ax.axhline(reference.PAPERNOT_ROBUSTNESS["base"], color="grey", linestyle=":", label="paper, undistilled")
+    ax.axhline(reference.PAPERNOT_ROBUSTNESS["distilled"], color="black", linestyle="--", label="paper, distilled")
+    ax.set_xscale("log")
+    ax.set(xlabel="distillation temperature T", ylabel="fraction of features changed",
+           title="Robustness: features JSMA changes (successful attempts)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def accuracy_figure(frame: pd.DataFrame) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    data = frame[(frame["quantity"] == "test_accuracy") & frame["role"].isin(["teacher", "student"])]
+    sns.lineplot(data=data, x="T", y="value", hue="role", marker="o", ax=ax, errorbar=("pi", 100))
+    base = frame[(frame["role"] == "base") & (frame["quantity"] == "test_accuracy")]["value"]
+    if len(base):
+        ax.axhline(base.mean(), color="grey", linestyle=":", label="undistilled")
+    ax.scatter([20], [reference.PAPERNOT_ACCURACY["distilled_T20"]], marker="X", color="black",
+               label="paper, distilled T=20")
+    ax.set_xscale("log")
+    ax.set(xlabel="distillation temperature T", ylabel="test accuracy", title="Accuracy vs temperature")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def gradients_figure(config, gradients: Mapping[str, Mapping[str, np.ndarray]]) -> plt.Figure:
+    rows = []
+    for key, arrays in gradients.items():
+        model = key.split("/")[0]
+        temperature = temperature_of(config, model)
+        label = "undistilled" if temperature is None else f"T={temperature:g}"
+        rows += [{"model": label, "log10 mean |dF/dx|": np.log10(max(v, 1e-300))} for v in arrays["mean_abs"]]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    sns.histplot(pd.DataFrame(rows), x="log10 mean |dF/dx|", hue="model", element="step", fill=False, ax=ax,
+                 bins=40)
+    ax.set_title("Input-gradient magnitudes of the deployed softmax, per sample")
+    return fig
+
+
+def examples_figure(config, adversarial: Mapping[str, Mapping[str, np.ndarray]]) -> plt.Figure:
+    """One row per attack, one column per model: the first attempt of the first seed that succeeded."""
+    cells: dict[tuple[str, str], np.ndarray] = {}
+    for path, arrays in adversarial.items():
+        attack, model = Path(path).parts[-3], Path(path).parts[-2]
+        hits = np.flatnonzero(arrays["success"])
+        if (attack, model) not in cells and len(hits):
+            cells[(attack, model)] = arrays["x_adv"][hits[0], 0]
+    attacks = sorted({a for a, _ in cells} | {Path(p).parts[-3] for p in adversarial})
+    models = sorted({Path(p).parts[-2] for p in adversarial},
+                    key=lambda m: (temperature_of(config, m) or 0.0))
+    fig, axes = plt.subplots(len(attacks), len(models), figsize=(1.4 * len(models) + 1, 1.5 * len(attacks)),
+                             squeeze=False)
+    for i, attack in enumerate(attacks):
+        for j, model in enumerate(models):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if (attack, model) in cells:
+                ax.imshow(cells[(attack, model)], cmap="gray", vmin=0, vmax=1)
+            else:
+                ax.text(0.5, 0.5, "no success", ha="center", va="center", fontsize=7, transform=ax.transAxes)
+            if i == 0:
+                ax.set_title(model, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(attack, fontsize=8)
+    fig.suptitle("Adversarial examples (first success per attack and model)")
+    return fig
+
+
+def write_distillation_report(config, eval_metrics, attack_metrics, gradients, adversarial, outputs) -> None:
+    attacks = list(config["attacks"]["enabled"])
+    frame = tidy_results(config, eval_metrics, attack_metrics, gradients)
+    table = summary_table(frame)
+    write_table(outputs["table"], table)
+    write_bytes(outputs["markdown"], markdown(table, attacks).encode())
+    metrics: dict[str, dict[str, float]] = {}
+    for _, r in table.iterrows():
+        metrics.setdefault(r["model"], {})[r["quantity"]] = float(r["mean"])
+    write_json(outputs["metrics"], metrics)
+    sns.set_theme(style="whitegrid")
+    success, robustness, accuracy, grads, examples = outputs["figures"]
+    save_figure(success_figure(frame, attacks), success)
+    save_figure(robustness_figure(frame), robustness)
+    save_figure(accuracy_figure(frame), accuracy)
+    save_figure(gradients_figure(config, gradients), grads)
+    save_figure(examples_figure(config, adversarial), examples)

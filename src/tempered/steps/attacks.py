@@ -1,0 +1,205 @@
+"""Attack stage: every enabled attack on the base model and each distilled student, input-gradient
+magnitudes, and the success-vs-temperature report (Papernot et al. 2016, S&P, section V; Carlini & Wagner
+2016, "Defensive distillation is not robust to adversarial examples")."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tempered.artifacts import read_arrays, read_json, sha256_file, write_arrays, write_json
+from tempered.attacks.common import AttackResult, l0_fraction
+from tempered.attacks.cw_l2 import CarliniWagnerL2
+from tempered.attacks.fgsm import FGSM
+from tempered.attacks.jsma import JSMA
+from tempered.attacks.pgd import PGD
+from tempered.config import ConfigError, attacked_models, load_config, model_config
+from tempered.data.arrays import read_images
+from tempered.device import resolve_device, seed_everything
+from tempered.provenance import provenance
+from tempered.steps.core import load_model
+
+log = logging.getLogger(__name__)
+
+TARGETED = ("jsma", "jsma_known_t", "cw_l2")
+NORMS = {"jsma": "l0", "jsma_known_t": "l0", "fgsm": "linf", "pgd": "linf", "cw_l2": "l2"}
+NUM_CLASSES = 10
+
+
+def build_attack(name: str, cfg: dict, model_temperature: float, seed: int):
+    """The attack object for config attacks.<name>; jsma_known_t differentiates softmax(z/T_train)."""
+    if name == "jsma":
+        return JSMA(theta=cfg["theta"], gamma=cfg["gamma"], score="softmax", temperature=1.0)
+    if name == "jsma_known_t":
+        return JSMA(theta=cfg["theta"], gamma=cfg["gamma"], score="softmax", temperature=model_temperature)
+    if name == "fgsm":
+        return FGSM(eps=cfg["eps"])
+    if name == "pgd":
+        return PGD(eps=cfg["eps"], alpha=cfg["alpha"], steps=cfg["steps"], random_start=cfg["random_start"], seed=seed)
+    if name == "cw_l2":
+        return CarliniWagnerL2(**cfg)
+    raise ConfigError(f"unknown attack {name!r}; known: {', '.join(NORMS)}")
+
+
+def attack_sample_indices(n_test: int, samples: int, seed: int) -> np.ndarray:
+    """The same seeded draw of test samples for every model, so success rates compare like with like."""
+    if samples > n_test:
+        raise ConfigError(f"attacks.samples: {samples} is more than the {n_test} test samples")
+    return np.sort(np.random.default_rng(seed).choice(n_test, size=samples, replace=False))
+
+
+def every_other_target(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each sample repeated once per other class (Papernot: 9 targets per sample): (row index, target)."""
+    rows = torch.arange(len(labels)).repeat_interleave(NUM_CLASSES - 1)
+    offsets = torch.arange(1, NUM_CLASSES).repeat(len(labels))
+    return rows, (labels[rows] + offsets) % NUM_CLASSES
+
+
+def run_batched(attack, model, x, labels, target, batch_size: int, desc: str) -> AttackResult:
+    parts = []
+    for start in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch", mininterval=2.0):
+        end = start + batch_size
+        parts.append(attack.attack(model, x[start:end], labels[start:end],
+                                   None if target is None else target[start:end]))
+    return AttackResult(x_adv=torch.cat([p.x_adv for p in parts]), success=torch.cat([p.success for p in parts]),
+                        distortion=torch.cat([p.distortion for p in parts]), norm=parts[0].norm)
+
+
+def attack_summary(result: AttackResult, x: torch.Tensor, clean_correct: torch.Tensor) -> dict[str, float]:
+    """Success rate over every attempt, distortion over the successful ones (the papers' convention)."""
+    ok = result.success
+    distortion = result.distortion[ok]
+    summary = {
+        "success_rate": result.success_rate,
+        "attempts": int(len(ok)),
+        "successes": int(ok.sum()),
+        "success_rate_on_correct": ok[clean_correct].float().mean().item() if clean_correct.any() else 0.0,
+        "clean_accuracy": clean_correct.float().mean().item(),
+    }
+    if ok.any():
+        summary["distortion_mean"] = distortion.mean().item()
+        summary["distortion_median"] = distortion.median().item()
+    if result.norm == "l0" and ok.any():
+        summary["features_changed_fraction_mean"] = l0_fraction(x[ok], result.x_adv[ok]).mean().item()
+    return summary
+
+
+def attack_step(config_files: Sequence[str], attack_name: str, model_name: str, seed: int, checkpoint: Path,
+                images_path: Path, out: Path, metrics_path: Path) -> None:
+    config = load_config(config_files)
+    if attack_name not in config["attacks"]["enabled"]:
+        raise ConfigError(f"attack {attack_name!r} is not in attacks.enabled {config['attacks']['enabled']}")
+    if model_name not in attacked_models(config):
+        raise ConfigError(f"model {model_name!r} is not attacked; attacked models: {attacked_models(config)}")
+    cfg = config["attacks"]
+    device = resolve_device(config["compute"]["device"])
+    seed_everything(cfg["seed"], config["compute"]["threads"])
+    model, meta = load_model(config, model_name, checkpoint)
+    model.to(device)
+    images = read_images(images_path)
+    index = attack_sample_indices(len(images["y_test"]), cfg["samples"], cfg["seed"])
+    x = torch.from_numpy(images["x_test"][index].astype(np.float32) / 255.0).unsqueeze(1).to(device)
+    labels = torch.from_numpy(images["y_test"][index].astype(np.int64)).to(device)
+    rows = torch.arange(len(x), device=device)
+    target = None
+    if attack_name in TARGETED:
+        rows, target = every_other_target(labels)
+    with torch.no_grad():
+        clean_correct = model(x).argmax(1) == labels
+    temperature = model_config(config, model_name)["temperature"]
+    attack = build_attack(attack_name, cfg[attack_name], temperature, cfg["seed"])
+    result = run_batched(attack, model, x[rows], labels[rows], target, cfg["batch_size"],
+                         f"{attack_name} on {model_name}")
+    summary = attack_summary(result, x[rows], clean_correct[rows])
+    log.info("%s on %s (seed %d): %s", attack_name, model_name, seed, summary)
+    write_arrays(out, {
+        "x_adv": result.x_adv.cpu().numpy(), "success": result.success.cpu().numpy(),
+        "distortion": result.distortion.cpu().numpy(), "test_index": index[rows.cpu().numpy()],
+        "label": labels[rows].cpu().numpy(),
+        "target": (target if target is not None else torch.full_like(rows, -1)).cpu().numpy(),
+    })
+    write_json(metrics_path, {
+        **summary, "attack": attack_name, "model": model_name, "seed": seed, "norm": result.norm,
+        "model_temperature": temperature,
+        "provenance": provenance({"attack": cfg[attack_name], "samples": cfg["samples"]}, seed=cfg["seed"],
+                                 device=device, data_digests={"model.pt": sha256_file(checkpoint),
+                                                                 "mnist.npz": sha256_file(images_path)}),
+    })
+
+
+def input_gradient_magnitudes(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """|dF_j/dx_i| of the deployed softmax F (T=1), per sample: (N, classes, features). Papernot et al. 2016
+    section V.C: distillation shrinks these by orders of magnitude, which is what starves JSMA."""
+    x = x.detach().requires_grad_(True)
+    probs = torch.softmax(model(x).double(), dim=1)
+    rows = []
+    for j in range(probs.shape[1]):
+        (grad,) = torch.autograd.grad(probs[:, j].sum(), x, retain_graph=j < probs.shape[1] - 1)
+        rows.append(grad.flatten(1).abs())
+    return torch.stack(rows, dim=1)
+
+
+def gradients_step(config_files: Sequence[str], model_name: str, checkpoint: Path, images_path: Path,
+                   out: Path) -> None:
+    config = load_config(config_files)
+    cfg = config["attacks"]
+    model, _ = load_model(config, model_name, checkpoint)
+    images = read_images(images_path)
+    index = attack_sample_indices(len(images["y_test"]), cfg["gradient_samples"], cfg["seed"])
+    x = torch.from_numpy(images["x_test"][index].astype(np.float32) / 255.0).unsqueeze(1)
+    magnitudes = input_gradient_magnitudes(model, x)
+    write_arrays(out, {"mean_abs": magnitudes.mean(dim=(1, 2)).numpy(),
+                       "max_abs": magnitudes.amax(dim=(1, 2)).numpy(),
+                       "fraction_above_0.01": (magnitudes > 0.01).double().mean(dim=(1, 2)).numpy(),
+                       "test_index": index})
+
+
+def register(add_step) -> None:
+    """This stage's CLI steps."""
+    p = add_step("attack", lambda a: attack_step(a.config, a.attack, a.model, a.seed, Path(a.checkpoint),
+                                                 Path(a.images), Path(a.out), Path(a.metrics)),
+                 "run one attack on one model (base or distilled student) for one seed")
+    p.add_argument("--attack", required=True, choices=sorted(NORMS))
+    p.add_argument("--model", required=True)
+    p.add_argument("--seed", required=True, type=int)
+    for name in ("checkpoint", "images", "out", "metrics"):
+        p.add_argument(f"--{name}", required=True)
+
+    p = add_step("gradients", lambda a: gradients_step(a.config, a.model, Path(a.checkpoint), Path(a.images),
+                                                       Path(a.out)),
+                 "input-gradient magnitudes of a model's deployed softmax")
+    p.add_argument("--model", required=True)
+    for name in ("checkpoint", "images", "out"):
+        p.add_argument(f"--{name}", required=True)
+
+    p = add_step("distillation-report", lambda a: distillation_report_step(a), "success-vs-T tables and figures")
+    p.add_argument("--eval-metrics", required=True, nargs="+")
+    p.add_argument("--attack-metrics", required=True, nargs="+")
+    p.add_argument("--gradients", required=True, nargs="+")
+    p.add_argument("--adversarial", required=True, nargs="+")
+    p.add_argument("--table", required=True)
+    p.add_argument("--markdown", required=True)
+    p.add_argument("--metrics", required=True)
+    p.add_argument("--figures", required=True, nargs=5, metavar=("SUCCESS", "ROBUSTNESS", "ACCURACY",
+                                                               "GRADIENTS", "EXAMPLES"))
+
+
+def distillation_report_step(args) -> None:
+    from tempered.distillation_report import write_distillation_report
+
+    config = load_config(args.config)
+    write_distillation_report(
+        config,
+        eval_metrics=[read_json(p) for p in args.eval_metrics],
+        attack_metrics=[read_json(p) for p in args.attack_metrics],
+        gradients={Path(p).parent.name + "/" + Path(p).stem: read_arrays(p) for p in args.gradients},
+        adversarial={p: read_arrays(p) for p in args.adversarial},
+        outputs={"table": Path(args.table), "markdown": Path(args.markdown), "metrics": Path(args.metrics),
+                 "figures": [Path(f) for f in args.figures]},
+    )
+

@@ -1,0 +1,272 @@
+"""Szegedy et al. 2014 ("Intriguing properties of neural networks") section 4 stage: error on each model's own
+training set (reported beside the held-out errors, never used to choose anything), one box-constrained L-BFGS
+adversarial set per (model, seed), the error of every model on every set (Tables 2 and 4, with Gaussian-noise
+and magnified rows), per-model example figures and the report (tempered.szegedy_report)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tempered.artifacts import ArtifactError, read_arrays, read_json, sha256_file, write_arrays, write_json
+from tempered.attacks.lbfgs import distortion, gaussian_noise, lbfgs_attack, magnify, random_other_targets
+from tempered.config import ConfigError, load_config, model_config
+from tempered.data.arrays import read_images, subset
+from tempered.device import resolve_device, seed_everything
+from tempered.provenance import provenance
+from tempered.steps.core import load_model
+from tempered.training import classification_metrics, predict_logits
+
+log = logging.getLogger(__name__)
+
+NUM_CLASSES = 10
+# Table groups and the training sets their models must use (Table 1-2: all 60k; Tables 3-4: one half each).
+GROUP_TRAIN_SETS = {"cross_model": ("full",), "cross_training_set": ("p1", "p2"), "adversarial_training": ("full",)}
+TRANSFER_GROUPS = ("cross_model", "cross_training_set")
+
+
+def szegedy_groups(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The model names of each table group, checked against 'models'; raises ConfigError naming the key."""
+    cfg = config["szegedy"]
+    groups = {}
+    for group, train_sets in GROUP_TRAIN_SETS.items():
+        for name in cfg[group]:
+            if name not in config["models"]:
+                raise ConfigError(f"szegedy.{group}: {name!r} is not a model under 'models' "
+                                  f"({', '.join(sorted(config['models']))})")
+            if not config["models"][name].get("enabled", True):
+                raise ConfigError(f"szegedy.{group}: models.{name} is disabled (enabled: false)")
+            if group in TRANSFER_GROUPS and name not in cfg["paper_labels"]:
+                raise ConfigError(f"szegedy.paper_labels: no label for {name!r} (listed in szegedy.{group})")
+            actual = config["models"][name]["train_set"]
+            if actual not in train_sets:
+                raise ConfigError(f"szegedy.{group}: models.{name}.train_set must be one of {list(train_sets)}, "
+                                  f"got {actual!r}")
+        groups[group] = list(cfg[group])
+    return groups
+
+
+def attacked_szegedy_models(config: Mapping[str, Any]) -> list[str]:
+    """Every model whose adversarial set a transfer table needs (Tables 1-4), in table order."""
+    groups = szegedy_groups(config)
+    return list(dict.fromkeys(m for g in TRANSFER_GROUPS for m in groups[g]))
+
+
+def attack_samples(images: Mapping[str, np.ndarray], cfg: Mapping[str, Any]) -> tuple[np.ndarray, torch.Tensor,
+                                                                                        torch.Tensor, torch.Tensor]:
+    """The seeded draw of test samples and their random other targets: the same for every model and seed."""
+    n_test = len(images["y_test"])
+    if cfg["samples"] > n_test:
+        raise ConfigError(f"szegedy.attack.samples: {cfg['samples']} is more than the {n_test} test samples")
+    index = np.sort(np.random.default_rng(cfg["seed"]).choice(n_test, size=cfg["samples"], replace=False))
+    x = torch.from_numpy(images["x_test"][index].astype(np.float32) / 255.0).unsqueeze(1)
+    labels = torch.from_numpy(images["y_test"][index].astype(np.int64))
+    targets = random_other_targets(labels, NUM_CLASSES, torch.Generator().manual_seed(cfg["seed"]))
+    return index, x, labels, targets
+
+
+def _digests(*paths: Path) -> dict[str, str]:
+    return {Path(p).name: sha256_file(p) for p in paths}
+
+
+def training_set_error_step(config_files: Sequence[str], model_name: str, checkpoint: Path, images_path: Path,
+                            split_path: Path, out: Path) -> None:
+    """Error on the samples the model trained on: Table 1's "train" column and Table 3's own-half column.
+    A reported number only; nothing is fitted or chosen on it."""
+    config = load_config(config_files)
+    mcfg = model_config(config, model_name)
+    device = resolve_device(config["compute"]["device"])
+    model, meta = load_model(config, model_name, checkpoint)
+    x, y = subset(read_images(images_path), read_arrays(split_path), mcfg["train_set"], mcfg["limit_train"])
+    metrics = classification_metrics(predict_logits(model.to(device), x, config["evaluation"]["batch_size"], device), y)
+    log.info("%s on its training set %s: %s", model_name, mcfg["train_set"], metrics)
+    seed = meta["provenance"]["seed"]
+    write_json(out, {"model": model_name, "seed": seed, "training_set": mcfg["train_set"], **metrics,
+                     "provenance": provenance(mcfg, seed=seed, device=device,
+                                              data_digests=_digests(checkpoint, images_path, split_path))})
+
+
+def lbfgs_attack_step(config_files: Sequence[str], model_name: str, seed: int, checkpoint: Path, images_path: Path,
+                      out: Path, metrics_path: Path) -> None:
+    """Section 4.1: minimum-distortion targeted L-BFGS examples for the seeded test samples; every one saved."""
+    config = load_config(config_files)
+    if model_name not in attacked_szegedy_models(config):
+        raise ConfigError(f"model {model_name!r} is in neither szegedy.cross_model nor szegedy.cross_training_set")
+    cfg = config["szegedy"]["attack"]
+    device = resolve_device(config["compute"]["device"])
+    seed_everything(cfg["seed"], config["compute"]["threads"])
+    model, _ = load_model(config, model_name, checkpoint)
+    model.to(device)
+    images = read_images(images_path)
+    index, x, labels, targets = attack_samples(images, cfg)
+    parts = []
+    for start in range(0, len(x), cfg["batch_size"]):
+        end = start + cfg["batch_size"]
+        parts.append(lbfgs_attack(model, x[start:end].to(device), targets[start:end].to(device), progress=True,
+                                  **cfg["lbfgs"]))
+    success = torch.cat([p.success for p in parts]).cpu()
+    dist = torch.cat([p.distortion for p in parts]).cpu()
+    x_adv = torch.cat([p.x_adv for p in parts]).cpu()
+    with torch.no_grad():
+        clean_correct = predict_logits(model, x, 1000, device).argmax(1) == labels
+    summary = {"success_rate": success.float().mean().item(), "attempts": len(success),
+               "successes": int(success.sum()), "clean_accuracy": clean_correct.float().mean().item()}
+    if success.any():
+        summary |= {"distortion_mean": dist[success].mean().item(), "distortion_median": dist[success].median().item()}
+    log.info("L-BFGS on %s (seed %d): %s", model_name, seed, summary)
+    write_arrays(out, {"x_adv": x_adv.numpy(), "success": success.numpy(), "distortion": dist.numpy(),
+                       "c": torch.cat([p.c for p in parts]).cpu().numpy(), "test_index": index,
+                       "label": labels.numpy(), "target": targets.numpy(), "model": np.array(model_name),
+                       "seed": np.int64(seed)})
+    write_json(metrics_path, {**summary, "model": model_name, "seed": seed,
+                              "provenance": provenance(cfg, seed=cfg["seed"], device=device,
+                                                       data_digests=_digests(checkpoint, images_path))})
+
+
+def errors(models: Mapping[str, torch.nn.Module], x: torch.Tensor, labels: torch.Tensor, device) -> dict[str, float]:
+    """Each model's error (argmax != true label) on x."""
+    return {name: 1.0 - classification_metrics(predict_logits(m, x, 1000, device), labels)["accuracy"]
+            for name, m in models.items()}
+
+
+def transfer_tables(models: Mapping[str, torch.nn.Module], adversarial: Mapping[str, Mapping[str, np.ndarray]],
+                    x_clean: torch.Tensor, labels: torch.Tensor, sigmas: Sequence[float], noise_seed: int,
+                    magnify_to: float | None, device) -> dict[str, Any]:
+    """Tables 2 and 4 for one group: error of every model on every model's successful adversarial examples
+    (the diagonal is 1 by construction of a success), on Gaussian noise of each sigma over the same clean
+    samples (clipped), and, with magnify_to, on each set magnified to that distortion. A set with no success
+    has no row (an error over no samples is undefined)."""
+    out: dict[str, Any] = {"adversarial": {}, "successes": {}, "gaussian": {}, "gaussian_distortion": {}}
+    if magnify_to is not None:
+        out |= {"magnified": {}, "magnified_distortion": {}}
+    for made_for, arrays in adversarial.items():
+        ok = torch.from_numpy(arrays["success"])
+        out["successes"][made_for] = int(ok.sum())
+        if not ok.any():
+            continue
+        x_adv = torch.from_numpy(arrays["x_adv"])[ok]
+        out["adversarial"][made_for] = errors(models, x_adv, labels[ok], device)
+        if magnify_to is not None:
+            x_big = magnify(x_clean[ok], x_adv, magnify_to)
+            out["magnified"][made_for] = errors(models, x_big, labels[ok], device)
+            out["magnified_distortion"][made_for] = distortion(x_clean[ok], x_big).mean().item()
+    for i, sigma in enumerate(sigmas):
+        noisy = gaussian_noise(x_clean, sigma, torch.Generator().manual_seed(noise_seed + i))
+        key = f"sigma_{sigma:g}"
+        out["gaussian"][key] = errors(models, noisy, labels, device)
+        out["gaussian_distortion"][key] = distortion(x_clean, noisy).mean().item()
+    return out
+
+
+def transfer_step(config_files: Sequence[str], seed: int, model_names: Sequence[str], checkpoints: Sequence[Path],
+                  adversarial_paths: Sequence[Path], images_path: Path, out: Path) -> None:
+    config = load_config(config_files)
+    groups = szegedy_groups(config)
+    cfg = config["szegedy"]
+    if len(model_names) != len(checkpoints):
+        raise ConfigError(f"--models ({len(model_names)}) and --checkpoints ({len(checkpoints)}) must pair up")
+    device = resolve_device(config["compute"]["device"])
+    models = {name: load_model(config, name, path)[0].to(device)
+              for name, path in zip(model_names, checkpoints, strict=True)}
+    adversarial = {}
+    for path in adversarial_paths:
+        arrays = read_arrays(path, required=("x_adv", "success", "label", "test_index", "model", "seed"))
+        if int(arrays["seed"]) != seed:
+            raise ArtifactError(f"{path} was made for seed {int(arrays['seed'])}, this transfer is for seed {seed}")
+        adversarial[str(arrays["model"])] = arrays
+    index, x_clean, labels, _ = attack_samples(read_images(images_path), cfg["attack"])
+    record: dict[str, Any] = {"seed": seed}
+    for group in TRANSFER_GROUPS:
+        missing = [m for m in groups[group] if m not in models or m not in adversarial]
+        if missing:
+            raise ArtifactError(f"transfer for szegedy.{group} lacks the checkpoint or adversarial set of {missing}")
+        for name in groups[group]:
+            if not np.array_equal(adversarial[name]["test_index"], index):
+                raise ArtifactError(f"the adversarial set of {name} was made on other test samples than "
+                                    f"szegedy.attack now draws (samples/seed changed?)")
+        sigmas = cfg["gaussian"][f"{group}_sigmas"]
+        record[group] = transfer_tables(
+            {m: models[m] for m in groups[group]}, {m: adversarial[m] for m in groups[group]}, x_clean, labels,
+            sigmas, cfg["gaussian"]["seed"], cfg["magnify_to"] if group == "cross_training_set" else None, device)
+        log.info("seed %d, %s: %s", seed, group, json.dumps(record[group]["adversarial"]))
+    record["provenance"] = provenance(cfg, seed=seed, device=device,
+                                      data_digests={str(p): sha256_file(p) for p in [*checkpoints,
+                                                                                      *adversarial_paths]})
+    write_json(out, record)
+
+
+def examples_step(config_files: Sequence[str], model_name: str, adversarial_path: Path, images_path: Path,
+                  out: Path) -> None:
+    from tempered.figures import save_figure
+    from tempered.szegedy_report import examples_figure
+
+    config = load_config(config_files)
+    arrays = read_arrays(adversarial_path, required=("x_adv", "success", "label", "target", "test_index"))
+    images = read_images(images_path)
+    x = images["x_test"][arrays["test_index"]].astype(np.float32) / 255.0
+    save_figure(examples_figure(model_name, x, arrays, config["szegedy"]["example_images"]), out)
+
+
+def report_step(args) -> None:
+    from tempered.szegedy_report import write_szegedy_report
+
+    config = load_config(args.config)
+    write_szegedy_report(
+        config, szegedy_groups(config),
+        eval_metrics=[read_json(p) for p in args.eval_metrics],
+        training_set_error=[read_json(p) for p in args.training_set_error],
+        attack_metrics=[read_json(p) for p in args.attack_metrics],
+        transfer=[read_json(p) for p in args.transfer],
+        tables=[Path(p) for p in args.tables], markdown=Path(args.markdown), metrics=Path(args.metrics),
+        heatmap=Path(args.heatmap),
+    )
+
+
+def register(add_step) -> None:
+    """This stage's CLI steps."""
+    p = add_step("training-set-error", lambda a: training_set_error_step(
+        a.config, a.model, Path(a.checkpoint), Path(a.images), Path(a.split), Path(a.out)),
+        "error of a model on the samples it trained on (reported as train error, never tuned on)")
+    p.add_argument("--model", required=True)
+    for name in ("checkpoint", "images", "split", "out"):
+        p.add_argument(f"--{name}", required=True)
+
+    p = add_step("lbfgs-attack", lambda a: lbfgs_attack_step(
+        a.config, a.model, a.seed, Path(a.checkpoint), Path(a.images), Path(a.out), Path(a.metrics)),
+        "Szegedy et al. 2014 box-constrained L-BFGS adversarial set of one model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--seed", required=True, type=int)
+    for name in ("checkpoint", "images", "out", "metrics"):
+        p.add_argument(f"--{name}", required=True)
+
+    p = add_step("szegedy-transfer", lambda a: transfer_step(
+        a.config, a.seed, a.models, [Path(c) for c in a.checkpoints], [Path(s) for s in a.adversarial],
+        Path(a.images), Path(a.out)),
+        "error of every model on every adversarial set, Gaussian noise and magnified sets (Tables 2 and 4)")
+    p.add_argument("--seed", required=True, type=int)
+    p.add_argument("--models", required=True, nargs="+")
+    p.add_argument("--checkpoints", required=True, nargs="+", help="one per --models entry, same order")
+    p.add_argument("--adversarial", required=True, nargs="+")
+    p.add_argument("--images", required=True)
+    p.add_argument("--out", required=True)
+
+    p = add_step("szegedy-examples", lambda a: examples_step(
+        a.config, a.model, Path(a.adversarial), Path(a.images), Path(a.out)),
+        "original / magnified perturbation / adversarial grid of one model (the paper's Figure 5)")
+    p.add_argument("--model", required=True)
+    for name in ("adversarial", "images", "out"):
+        p.add_argument(f"--{name}", required=True)
+
+    p = add_step("szegedy-report", report_step, "Szegedy et al. 2014 Tables 1-4, adversarial training, heatmap")
+    for name in ("eval-metrics", "training-set-error", "attack-metrics", "transfer"):
+        p.add_argument(f"--{name}", required=True, nargs="+")
+    p.add_argument("--tables", required=True, nargs=10, help="CSV and markdown of table1..4, adversarial_training")
+    p.add_argument("--markdown", required=True)
+    p.add_argument("--metrics", required=True)
+    p.add_argument("--heatmap", required=True)

@@ -78,3 +78,29 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path, repo_config):
     write_checkpoint(tmp_path / "liar.pt", other.state_dict(), {"model_config": cfg})
     with pytest.raises(ArtifactError, match="does not fit papernot_cnn"):
         load_model(repo_config, "cnn", tmp_path / "liar.pt")
+
+
+def test_metrics_are_made_parseable_by_dvc(tmp_path):
+    from tempered.artifacts import metrics_safe, write_metrics
+
+    raw = {"a": 1.0, "nan": float("nan"), "none": None, "empty": {}, "seeds": [0, 1, 2], "np": np.float32(0.5),
+           "nested": {"skipped": {}, "rows": [{"x": 1}, {"x": 2}]}}
+    assert metrics_safe(raw) == {"a": 1.0, "seeds": "0,1,2", "np": 0.5,
+                                 "nested": {"rows": {"0": {"x": 1}, "1": {"x": 2}}}}
+    write_metrics(tmp_path / "m.json", raw)
+    assert "null" not in (tmp_path / "m.json").read_text()
+
+
+def test_every_step_runs_with_the_configured_thread_count(tmp_path, monkeypatch):
+    from tempered.cli import use_config_threads
+    from tests.conftest import REPO_ROOT
+
+    overlay = tmp_path / "threads.yaml"
+    overlay.write_text("compute: {threads: 1}\n")
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    try:
+        use_config_threads([str(REPO_ROOT / "config.yaml"), str(overlay)])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -61,6 +61,28 @@ def write_json(path: Path | str, obj: Any) -> None:
     write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def metrics_safe(obj: Any) -> Any:
+    """What `dvc metrics show` can parse: nested mappings of numbers, strings and booleans. Nulls, NaN and
+    empty mappings are dropped (DVC fails on them) and lists of scalars become one comma-separated string."""
+    if isinstance(obj, Mapping):
+        cleaned = {str(k): metrics_safe(v) for k, v in obj.items()}
+        return {k: v for k, v in cleaned.items() if v is not None and v != {}}
+    if isinstance(obj, list | tuple):
+        if all(isinstance(v, str | int | float | bool | np.generic) for v in obj):
+            return ",".join(str(metrics_safe(v)) for v in obj)
+        return metrics_safe({str(i): v for i, v in enumerate(obj)})
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and obj != obj:  # NaN
+        return None
+    return obj
+
+
+def write_metrics(path: Path | str, obj: Mapping[str, Any]) -> None:
+    """The one way to write a DVC metrics file (results/metrics/...)."""
+    write_json(path, metrics_safe(obj))
+
+
 def read_json(path: Path | str) -> Any:
     try:
         return json.loads(Path(path).read_text())

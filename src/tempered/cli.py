@@ -73,11 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def use_config_threads(config_files: Sequence[str]) -> None:
+    """Every step computes with compute.threads torch threads, whatever OMP_NUM_THREADS the engine set:
+    backward passes are not bit-identical across thread counts, and both engines must agree."""
+    import torch
+
+    from tempered.config import load_config
+
+    torch.set_num_threads(load_config(config_files)["compute"]["threads"])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.config = args.config or ["config.yaml"]
     setup_logging(args.log)
     try:
+        if args.step not in ("export-dvc", "validate-config"):
+            use_config_threads(args.config)
         args.func(args)
     except EXPECTED_ERRORS as err:
         log.error("%s", err)

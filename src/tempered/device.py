@@ -17,13 +17,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def seed_everything(seed: int, threads: int = 0) -> torch.Generator:
+def seed_everything(seed: int) -> torch.Generator:
     """Seed every RNG the pipeline touches and return a dedicated generator for data order."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    if threads > 0:
-        torch.set_num_threads(threads)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     generator = torch.Generator()

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from tempered import reference  # noqa: E402
-from tempered.artifacts import write_bytes, write_json, write_table  # noqa: E402
+from tempered.artifacts import write_bytes, write_metrics, write_table  # noqa: E402
 from tempered.config import DISTILLED_NAME, model_config  # noqa: E402
 from tempered.figures import save_figure  # noqa: E402
 from tempered.summary import across_seeds  # noqa: E402
@@ -272,7 +272,7 @@ def write_distillation_report(config, eval_metrics, attack_metrics, gradients, a
     metrics: dict[str, dict[str, float]] = {}
     for _, r in table.iterrows():
         metrics.setdefault(r["model"], {})[r["quantity"]] = float(r["mean"])
-    write_json(outputs["metrics"], metrics)
+    write_metrics(outputs["metrics"], metrics)
     sns.set_theme(style="whitegrid")
     success, robustness, accuracy, grads, examples = outputs["figures"]
     save_figure(success_figure(frame, attacks), success)

@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from tempered import reference  # noqa: E402
-from tempered.artifacts import write_bytes, write_json, write_table  # noqa: E402
+from tempered.artifacts import write_bytes, write_metrics, write_table  # noqa: E402
 from tempered.figures import save_figure  # noqa: E402
 
 TABLE_NAMES = ("table1", "table2", "table3", "table4", "adversarial_training")
@@ -231,18 +231,6 @@ def examples_figure(model: str, x: np.ndarray, arrays: Mapping[str, np.ndarray],
     return fig
 
 
-def _clean(obj: Any) -> Any:
-    """Nested dict without NaN (dvc metrics cannot parse nulls)."""
-    if isinstance(obj, dict):
-        out = {k: _clean(v) for k, v in obj.items()}
-        return {k: v for k, v in out.items() if v is not None and v != {}}
-    if isinstance(obj, float | np.floating):
-        return None if np.isnan(obj) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
 def _records(t: pd.DataFrame, keys: Sequence[str]) -> dict:
     out: dict = {}
     for r in t.to_dict("records"):
@@ -273,11 +261,11 @@ def write_szegedy_report(config, groups: Mapping[str, Sequence[str]], *, eval_me
         write_bytes(md_path, (text + "\n" + NOTES).encode())
     write_bytes(markdown, ("# Szegedy et al. 2014, section 4: minimal adversarial examples\n\n"
                            + "\n\n".join(text for _, text in sections.values()) + "\n" + NOTES).encode())
-    write_json(metrics, _clean({
+    write_metrics(metrics, {
         "table1": _records(t1.drop(columns=["paper_label"]), ["model"]),
         "table2": _records(t2[["row", "model", "error", "paper"]], ["row", "model"]),
         "table3": _records(t3.drop(columns=["paper_label", "train_set"]), ["model"]),
         "table4": _records(t4[["kind", "row", "model", "error", "paper"]], ["kind", "row", "model"]),
         "adversarial_training": _records(ta.drop(columns=["regulariser"]), ["model"]),
-    }))
+    })
     save_figure(transfer_heatmap(t2, t4), heatmap)

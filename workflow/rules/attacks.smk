@@ -21,7 +21,7 @@ rule attack_model:
     resources:
         mem_mb=6000,
         runtime=240,
-    threads: 2
+    threads: THREADS
     log:
         paths.log("attack_model", "{attack}/{model}/seed{seed}"),
     conda:
@@ -46,6 +46,7 @@ rule measure_gradients:
     resources:
         mem_mb=4000,
         runtime=30,
+    threads: THREADS
     log:
         paths.log("measure_gradients", "{model}/seed{seed}"),
     conda:

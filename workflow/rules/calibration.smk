@@ -21,6 +21,7 @@ rule calibrate_model:
     resources:
         mem_mb=2000,
         runtime=10,
+    threads: THREADS
     log:
         paths.log("calibrate_model", "{model}/seed{seed}"),
     conda:

@@ -28,6 +28,7 @@ MODELS = all_model_names(config)
 TEACHERS = distilled_names(config, "teacher")
 STUDENTS = distilled_names(config, "student")
 SEEDS = [str(s) for s in config["seeds"]]
+THREADS = config["compute"]["threads"]  # every job applies it itself (tempered.cli); declared for scheduling
 
 wildcard_constraints:
     model="|".join(MODELS),

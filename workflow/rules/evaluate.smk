@@ -15,6 +15,7 @@ rule evaluate_model:
     resources:
         mem_mb=4000,
         runtime=30,
+    threads: THREADS
     log:
         paths.log("evaluate_model", "{model}/seed{seed}"),
     conda:

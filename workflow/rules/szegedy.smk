@@ -23,6 +23,7 @@ rule training_set_error:
     resources:
         mem_mb=2000,
         runtime=10,
+    threads: THREADS
     log:
         paths.log("training_set_error", "{model}/seed{seed}"),
     conda:
@@ -48,7 +49,7 @@ rule lbfgs_attack:
     resources:
         mem_mb=4000,
         runtime=120,
-    threads: 2
+    threads: THREADS
     log:
         paths.log("lbfgs_attack", "{model}/seed{seed}"),
     conda:
@@ -73,6 +74,7 @@ rule szegedy_transfer:
     resources:
         mem_mb=4000,
         runtime=30,
+    threads: THREADS
     log:
         paths.log("szegedy_transfer", "seed{seed}"),
     conda:

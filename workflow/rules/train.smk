@@ -17,7 +17,7 @@ rule train_model:
     resources:
         mem_mb=4000,
         runtime=240,
-    threads: 2
+    threads: THREADS
     log:
         paths.log("train_model", "{model}/seed{seed}"),
     conda:
@@ -43,6 +43,7 @@ rule soft_labels:
     resources:
         mem_mb=4000,
         runtime=30,
+    threads: THREADS
     log:
         paths.log("soft_labels", "{model}/seed{seed}"),
     conda:
@@ -68,7 +69,7 @@ rule train_student:
     resources:
         mem_mb=4000,
         runtime=240,
-    threads: 2
+    threads: THREADS
     log:
         paths.log("train_student", "{model}/seed{seed}"),
     conda:

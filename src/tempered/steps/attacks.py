@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tempered.artifacts import read_arrays, read_json, sha256_file, write_arrays, write_json
+from tempered.artifacts import read_arrays, read_json, sha256_file, write_arrays, write_metrics
 from tempered.attacks.common import AttackResult, l0_fraction
 from tempered.attacks.cw_l2 import CarliniWagnerL2
 from tempered.attacks.fgsm import FGSM
@@ -98,7 +98,7 @@ def attack_step(config_files: Sequence[str], attack_name: str, model_name: str, 
         raise ConfigError(f"model {model_name!r} is not attacked; attacked models: {attacked_models(config)}")
     cfg = config["attacks"]
     device = resolve_device(config["compute"]["device"])
-    seed_everything(cfg["seed"], config["compute"]["threads"])
+    seed_everything(cfg["seed"])
     model, meta = load_model(config, model_name, checkpoint)
     model.to(device)
     images = read_images(images_path)
@@ -123,7 +123,7 @@ def attack_step(config_files: Sequence[str], attack_name: str, model_name: str, 
         "label": labels[rows].cpu().numpy(),
         "target": (target if target is not None else torch.full_like(rows, -1)).cpu().numpy(),
     })
-    write_json(metrics_path, {
+    write_metrics(metrics_path, {
         **summary, "attack": attack_name, "model": model_name, "seed": seed, "norm": result.norm,
         "model_temperature": temperature,
         "provenance": provenance({"attack": cfg[attack_name], "samples": cfg["samples"]}, seed=cfg["seed"],

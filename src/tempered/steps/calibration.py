@@ -13,7 +13,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tempered.artifacts import ArtifactError, read_arrays, read_json, sha256_file, write_bytes, write_json, write_table
+from tempered.artifacts import (
+    ArtifactError,
+    read_arrays,
+    read_json,
+    sha256_file,
+    write_bytes,
+    write_metrics,
+    write_table,
+)
 from tempered.calibration import (
     calibration_metrics,
     confidence_and_correct,
@@ -101,7 +109,7 @@ def calibrate_step(config_files: Sequence[str], model_name: str, seed: int, logi
                                       device="cpu", data_digests={logits_path.name: sha256_file(logits_path)})
     bins = pd.concat(frames, ignore_index=True)
     write_table(bins_path, bins)
-    write_json(metrics_path, record)
+    write_metrics(metrics_path, record)
     title = f"{model_name} seed {seed}: reliability on {report_set} ({len(report_labels)} samples)"
     save_figure(reliability_diagram(bins, title, ece), figure_path)
 

@@ -24,6 +24,7 @@ from tempered.artifacts import (
     write_arrays,
     write_checkpoint,
     write_json,
+    write_metrics,
     write_table,
 )
 from tempered.config import ConfigError, load_config, model_config
@@ -80,7 +81,7 @@ def train_step(config_files: Sequence[str], model_name: str, seed: int, images_p
                           f"and only a student takes them")
     compute = config["compute"]
     device = resolve_device(compute["device"])
-    generator = seed_everything(seed, compute["threads"])
+    generator = seed_everything(seed)
     images, split = read_images(images_path), read_arrays(split_path)
     x, y = subset(images, split, mcfg["train_set"], mcfg["limit_train"])
     targets = None
@@ -198,7 +199,7 @@ def evaluate_step(config_files: Sequence[str], model_name: str, checkpoint: Path
         log.info("%s on %s: %s", model_name, set_name, metrics[set_name])
     write_arrays(logits_path, arrays)
     seed = meta["provenance"]["seed"]
-    write_json(metrics_path, {**metrics, "model": model_name, "seed": seed,
+    write_metrics(metrics_path, {**metrics, "model": model_name, "seed": seed,
                               "provenance": provenance(mcfg, seed=seed, device=device,
                                                        data_digests=_data_digests(checkpoint, images_path))})
 
@@ -212,7 +213,7 @@ def summarize_step(model_name: str, metrics_paths: Sequence[Path], out: Path) ->
         if record.get("model") != model_name:
             raise ArtifactError(f"{path} holds metrics of model {record.get('model')!r}, not {model_name!r}")
         per_seed[record["seed"]] = {k: v for k, v in record.items() if isinstance(v, dict) and k != "provenance"}
-    write_json(out, {"model": model_name, "seeds": sorted(per_seed), **summarise_metrics(per_seed)})
+    write_metrics(out, {"model": model_name, "seeds": sorted(per_seed), **summarise_metrics(per_seed)})
 
 
 def plot_training_step(model_name: str, history_paths: Sequence[Path], out: Path) -> None:

@@ -28,6 +28,7 @@ from tempered.artifacts import (
     write_arrays,
     write_bytes,
     write_json,
+    write_metrics,
     write_table,
 )
 from tempered.config import ConfigError, load_config, model_config
@@ -291,7 +292,7 @@ def ood_step(config_files: Sequence[str], model_name: str, seed: int, checkpoint
     inputs = (checkpoint, images_path, fashion_path, downloaded_path, calibration_path)
     record["provenance"] = provenance({"ood": cfg, "train_set": mcfg["train_set"]}, seed=seed, device=device,
                                       data_digests={p.name: sha256_file(p) for p in inputs})
-    write_json(metrics_path, record)
+    write_metrics(metrics_path, record)
     title = f"{model_name} seed {seed}: MNIST test vs OOD report samples"
     save_figure(roc_curves(pd.concat(curves, ignore_index=True), title), roc_path)
     save_figure(score_histograms(pd.concat(histograms, ignore_index=True), title), histograms_path)

@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from tempered.artifacts import ArtifactError, read_arrays, read_json, sha256_file, write_arrays, write_json
+from tempered.artifacts import (
+    ArtifactError,
+    read_arrays,
+    read_json,
+    sha256_file,
+    write_arrays,
+    write_metrics,
+)
 from tempered.attacks.lbfgs import distortion, gaussian_noise, lbfgs_attack, magnify, random_other_targets
 from tempered.config import ConfigError, load_config, model_config
 from tempered.data.arrays import read_images, subset
@@ -87,7 +94,7 @@ def training_set_error_step(config_files: Sequence[str], model_name: str, checkp
     metrics = classification_metrics(predict_logits(model.to(device), x, config["evaluation"]["batch_size"], device), y)
     log.info("%s on its training set %s: %s", model_name, mcfg["train_set"], metrics)
     seed = meta["provenance"]["seed"]
-    write_json(out, {"model": model_name, "seed": seed, "training_set": mcfg["train_set"], **metrics,
+    write_metrics(out, {"model": model_name, "seed": seed, "training_set": mcfg["train_set"], **metrics,
                      "provenance": provenance(mcfg, seed=seed, device=device,
                                               data_digests=_digests(checkpoint, images_path, split_path))})
 
@@ -100,7 +107,7 @@ def lbfgs_attack_step(config_files: Sequence[str], model_name: str, seed: int, c
         raise ConfigError(f"model {model_name!r} is in neither szegedy.cross_model nor szegedy.cross_training_set")
     cfg = config["szegedy"]["attack"]
     device = resolve_device(config["compute"]["device"])
-    seed_everything(cfg["seed"], config["compute"]["threads"])
+    seed_everything(cfg["seed"])
     model, _ = load_model(config, model_name, checkpoint)
     model.to(device)
     images = read_images(images_path)
@@ -124,7 +131,7 @@ def lbfgs_attack_step(config_files: Sequence[str], model_name: str, seed: int, c
                        "c": torch.cat([p.c for p in parts]).cpu().numpy(), "test_index": index,
                        "label": labels.numpy(), "target": targets.numpy(), "model": np.array(model_name),
                        "seed": np.int64(seed)})
-    write_json(metrics_path, {**summary, "model": model_name, "seed": seed,
+    write_metrics(metrics_path, {**summary, "model": model_name, "seed": seed,
                               "provenance": provenance(cfg, seed=cfg["seed"], device=device,
                                                        data_digests=_digests(checkpoint, images_path))})
 
@@ -198,7 +205,7 @@ def transfer_step(config_files: Sequence[str], seed: int, model_names: Sequence[
     record["provenance"] = provenance(cfg, seed=seed, device=device,
                                       data_digests={str(p): sha256_file(p) for p in [*checkpoints,
                                                                                       *adversarial_paths]})
-    write_json(out, record)
+    write_metrics(out, record)
 
 
 def examples_step(config_files: Sequence[str], model_name: str, adversarial_path: Path, images_path: Path,

@@ -19,21 +19,25 @@ pytestmark = pytest.mark.e2e
 SMOKE = "workflow/presets/smoke.yaml"
 
 
+def clone_env(cwd: Path) -> dict[str, str]:
+    """The venv's tools, importing the clone's own package (not the editable install's)."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "PYTHONPATH": str(cwd / "src")}
+
+
 def run(cmd: list[str], cwd: Path, timeout: int = 900) -> str:
-    """Run in a clone with the venv's tools, importing the clone's own package (not the editable install's)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "PYTHONPATH": str(cwd / "src")}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=cwd, env=clone_env(cwd), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, (
         f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc.stdout + proc.stderr
 
 
 def digest(path: Path) -> str:
-    """sha256 of a file; of a directory output (per-sample OOD scores), over its files' names and bytes."""
+    """sha256 of a file; of a directory output (per-sample OOD scores), over its files' names and bytes.
+    Snakemake's empty .snakemake_timestamp marker in directory outputs is the engine's, not an artifact."""
     if path.is_dir():
         h = hashlib.sha256()
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != ".snakemake_timestamp"):
             h.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes())
         return h.hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -97,9 +101,20 @@ def test_second_dvc_repro_does_nothing(dvc_run):
 
 
 def test_dvc_metrics_lists_every_metric(dvc_run):
-    out = run(["dvc", "metrics", "show", "--json"], dvc_run)
-    assert "results/metrics/eval/cnn/seed0.json" in out and "results/metrics/summary/cnn.json" in out
-    assert "failed" not in out.lower()
+    """Every metrics file parses. (DVC's own 'failed to load' banner fires on any key named 'error' anywhere,
+    dvc.utils.errored_revisions, and our classification error is one: load failures are what we check.)"""
+    import json
+
+    proc = subprocess.run(["dvc", "metrics", "show", "--json"], cwd=dvc_run, env=clone_env(dvc_run),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    files = shown[""]["data"]
+    assert "results/metrics/eval/cnn/seed0.json" in files and "results/metrics/summary/cnn.json" in files
+    failed = {path: entry["error"] for path, entry in files.items() if isinstance(entry.get("error"), dict)}
+    assert failed == {}
+    verbose = run(["dvc", "metrics", "show", "-v"], dvc_run)
+    assert "Could not parse" not in verbose, [line for line in verbose.splitlines() if "Could not parse" in line]
 
 
 def test_a_step_run_twice_gives_identical_bytes(snakemake_run, tmp_path):

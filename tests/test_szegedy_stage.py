@@ -109,7 +109,7 @@ def test_every_architecture_trains_and_ae400_keeps_its_pretrained_frozen_encoder
     adv_history = (root / "fc100_100_10_adv" / "history.csv").read_text()
     assert "pool_size" in adv_history.splitlines()[0]
     for m in TRAINED:
-        assert read_json(root / m / "eval.json")["test"]["error"] < 0.9, m
+        assert read_json(root / m / "eval.json")["test"]["error_rate"] < 0.9, m
 
 
 def test_weight_penalty_is_in_the_training_loss(mnist_arrays):
@@ -137,7 +137,7 @@ def test_training_set_error_is_measured_on_exactly_the_trained_samples(stage, mn
     x = torch.from_numpy(mnist_arrays["x_train"][idx].astype(np.float32) / 255.0).unsqueeze(1)
     with torch.no_grad():
         error = (model.eval()(x).argmax(1).numpy() != mnist_arrays["y_train"][idx]).mean()
-    assert record["error"] == pytest.approx(error, abs=1e-6)
+    assert record["error_rate"] == pytest.approx(error, abs=1e-6)
 
 
 def test_adversarial_sets_are_complete_and_consistent_with_their_metrics(stage):
@@ -218,12 +218,12 @@ def test_report_tables_match_their_inputs_and_metrics_have_no_nulls(stage):
     assert "null" not in text and "NaN" not in text
     t1 = metrics["table1"]
     for m in ("fc10_1em4", "fc100_100_10", "ae400_10"):
-        assert t1[m]["train_error"] == pytest.approx(read_json(root / m / "train_error.json")["error"])
-        assert t1[m]["test_error"] == pytest.approx(read_json(root / m / "eval.json")["test"]["error"])
+        assert t1[m]["train_error"] == pytest.approx(read_json(root / m / "train_error.json")["error_rate"])
+        assert t1[m]["test_error"] == pytest.approx(read_json(root / m / "eval.json")["test"]["error_rate"])
         assert t1[m]["paper_test_error"] > 0
     t3 = metrics["table3"]["fc100_100_10_p2"]
-    assert t3["p2_error"] == pytest.approx(read_json(root / "fc100_100_10_p2" / "train_error.json")["error"])
-    assert t3["p1_error"] == pytest.approx(read_json(root / "fc100_100_10_p2" / "eval.json")["p1"]["error"])
+    assert t3["p2_error"] == pytest.approx(read_json(root / "fc100_100_10_p2" / "train_error.json")["error_rate"])
+    assert t3["p1_error"] == pytest.approx(read_json(root / "fc100_100_10_p2" / "eval.json")["p1"]["error_rate"])
     assert metrics["table2"]["sigma_0.1"]["fc10_1em4"]["paper"] == pytest.approx(0.05)
     assert set(metrics["adversarial_training"]) == {"fc100_100_10", "fc100_100_10_adv"}
     markdown = (root / "szegedy.md").read_text()

@@ -48,8 +48,8 @@ def table1(config, models: Sequence[str], eval_metrics, training_set_error, atta
         paper = reference.SZEGEDY_TABLE1.get(labels[m], {})
         rows.append({
             "model": m, "paper_label": labels[m], "n_seeds": len(ev.get(m, [])),
-            "train_error": _mean([r["error"] for r in tr.get(m, [])]),
-            "test_error": _mean([r["test"]["error"] for r in ev.get(m, [])]),
+            "train_error": _mean([r["error_rate"] for r in tr.get(m, [])]),
+            "test_error": _mean([r["test"]["error_rate"] for r in ev.get(m, [])]),
             "distortion_mean": _mean([r.get("distortion_mean", np.nan) for r in at.get(m, [])]),
             "distortion_median": _mean([r.get("distortion_median", np.nan) for r in at.get(m, [])]),
             "attack_success_rate": _mean([r["success_rate"] for r in at.get(m, [])]),
@@ -70,9 +70,9 @@ def table3(config, models: Sequence[str], eval_metrics, training_set_error, atta
         row = {"model": m, "paper_label": labels[m], "train_set": own, "n_seeds": len(ev.get(m, []))}
         for subset in ("p1", "p2", "test"):
             if subset == own:
-                row[f"{subset}_error"] = _mean([r["error"] for r in tr.get(m, [])])
+                row[f"{subset}_error"] = _mean([r["error_rate"] for r in tr.get(m, [])])
             else:
-                row[f"{subset}_error"] = _mean([r[subset]["error"] for r in ev.get(m, []) if subset in r])
+                row[f"{subset}_error"] = _mean([r[subset]["error_rate"] for r in ev.get(m, []) if subset in r])
         row["distortion_mean"] = _mean([r.get("distortion_mean", np.nan) for r in at.get(m, [])])
         row["attack_success_rate"] = _mean([r["success_rate"] for r in at.get(m, [])])
         for key in ("p1", "p2", "test"):
@@ -105,7 +105,7 @@ def transfer_table(config, group: str, transfer: Sequence[dict], attack_metrics,
             for col in labels:
                 rows.append({
                     "kind": kind, "row": row, "row_label": row_label, "model": col, "model_label": labels[col],
-                    "error": _mean([t[group][key][row][col] for t in transfer if row in t[group][key]]),
+                    "error_rate": _mean([t[group][key][row][col] for t in transfer if row in t[group][key]]),
                     "row_distortion": dist,
                     "n_seeds": sum(row in t[group][key] for t in transfer),
                     "paper": paper.get(paper_row, {}).get(labels[col], np.nan),
@@ -125,7 +125,7 @@ def adversarial_training_table(config, eval_metrics) -> pd.DataFrame:
     ev = _by_model(eval_metrics)
     return pd.DataFrame([{
         "model": m, "regulariser": labels[m], "n_seeds": len(ev.get(m, [])),
-        "test_error": _mean([r["test"]["error"] for r in ev.get(m, [])]),
+        "test_error": _mean([r["test"]["error_rate"] for r in ev.get(m, [])]),
         "paper_test_error": reference.SZEGEDY_ADVERSARIAL_TRAINING.get(labels[m], np.nan),
     } for m in labels])
 
@@ -161,7 +161,7 @@ def markdown_transfer(t: pd.DataFrame, title: str) -> str:
     columns = list(dict.fromkeys(t["model_label"]))
     rows = []
     for (row_label, _kind), group in t.groupby(["row_label", "kind"], sort=False):
-        cells = {r.model_label: _fmt(r.error, r.paper) for r in group.itertuples()}
+        cells = {r.model_label: _fmt(r.error_rate, r.paper) for r in group.itertuples()}
         rows.append([row_label, *(cells.get(c, "-") for c in columns), _fmt(group["row_distortion"].iloc[0])])
     return "\n".join([title, "", *_markdown_rows(["examples / noise", *columns, "distortion"], rows)])
 
@@ -193,10 +193,10 @@ def _matrix(t: pd.DataFrame, column: str) -> pd.DataFrame:
 def transfer_heatmap(t2: pd.DataFrame, t4: pd.DataFrame) -> plt.Figure:
     """Ours beside the paper's, for Table 2 (top) and Table 4 (bottom); error in %."""
     sns.set_theme(style="white")
-    fig, axes = plt.subplots(2, 2, figsize=(15, 11), gridspec_kw={"height_ratios": [len(_matrix(t2, "error")) + 1,
-                                                                                     len(_matrix(t4, "error")) + 1]})
+    fig, axes = plt.subplots(2, 2, figsize=(15, 11), gridspec_kw={"height_ratios": [len(_matrix(t2, "error_rate")) + 1,
+                                                                                     len(_matrix(t4, "error_rate")) + 1]})
     for i, (t, name) in enumerate(((t2, "Table 2 (cross-model)"), (t4, "Table 4 (cross-training-set)"))):
-        for j, (column, who) in enumerate((("error", "ours"), ("paper", "Szegedy et al. 2014"))):
+        for j, (column, who) in enumerate((("error_rate", "ours"), ("paper", "Szegedy et al. 2014"))):
             ax = axes[i][j]
             sns.heatmap(100 * _matrix(t, column), annot=True, fmt=".1f", vmin=0, vmax=100, cmap="rocket_r",
                         cbar=j == 1, ax=ax, annot_kws={"fontsize": 8})
@@ -263,9 +263,9 @@ def write_szegedy_report(config, groups: Mapping[str, Sequence[str]], *, eval_me
                            + "\n\n".join(text for _, text in sections.values()) + "\n" + NOTES).encode())
     write_metrics(metrics, {
         "table1": _records(t1.drop(columns=["paper_label"]), ["model"]),
-        "table2": _records(t2[["row", "model", "error", "paper"]], ["row", "model"]),
+        "table2": _records(t2[["row", "model", "error_rate", "paper"]], ["row", "model"]),
         "table3": _records(t3.drop(columns=["paper_label", "train_set"]), ["model"]),
-        "table4": _records(t4[["kind", "row", "model", "error", "paper"]], ["kind", "row", "model"]),
+        "table4": _records(t4[["kind", "row", "model", "error_rate", "paper"]], ["kind", "row", "model"]),
         "adversarial_training": _records(ta.drop(columns=["regulariser"]), ["model"]),
     })
     save_figure(transfer_heatmap(t2, t4), heatmap)

@@ -55,7 +55,7 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[s
     """Accuracy, error and mean negative log-likelihood of deployment logits (T=1)."""
     nll = F.cross_entropy(logits, labels).item()
     accuracy = (logits.argmax(1) == labels).float().mean().item()
-    return {"accuracy": accuracy, "error": 1.0 - accuracy, "nll": nll, "n": int(len(labels))}
+    return {"accuracy": accuracy, "error_rate": 1.0 - accuracy, "nll": nll, "n": int(len(labels))}
 
 
 def train_classifier(

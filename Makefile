@@ -11,7 +11,7 @@ CONFIG_ARGS := --config config.yaml $(if $(PRESET),--config workflow/presets/$(P
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: reproduce test lint dvc.yaml report data-deps bench clean-results
+.PHONY: reproduce test lint dvc.yaml report data-deps bench clean-results push pull
 
 reproduce: $(VENV)/.runtime data-deps
 	snakemake --cores $(CORES) $(PRESET_ARGS)
@@ -30,6 +30,13 @@ lint: $(VENV)/.test
 # dvc.yaml is generated from the Snakemake DAG; `make dvc.yaml PRESET=quick` targets a preset.
 dvc.yaml: $(VENV)/.runtime
 	python -m tempered export-dvc $(CONFIG_ARGS) --out dvc.yaml
+
+# Artifacts through the DVC remote (workflow/scripts/share.sh says what each does).
+push: $(VENV)/.runtime
+	workflow/scripts/share.sh push
+
+pull: $(VENV)/.runtime
+	workflow/scripts/share.sh pull $(PRESET_ARGS)
 
 bench: $(VENV)/.runtime data-deps
 	python bench/train_throughput.py

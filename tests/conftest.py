@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +47,36 @@ def tracked_copy(destination: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     return destination
+
+
+@pytest.fixture(scope="session")
+def origin(tmp_path_factory) -> Path:
+    """One commit of the working tree, so every clone carries the same code version in its provenance."""
+    from tests.pipeline import run
+
+    repo = tracked_copy(tmp_path_factory.mktemp("origin"))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "snapshot"]):
+        run(cmd, repo)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def snakemake_run(origin, tmp_path_factory) -> Path:
+    """The smoke preset built by Snakemake (local executor) in a fresh clone."""
+    from tests.pipeline import SMOKE, clone, run
+
+    repo = clone(origin, tmp_path_factory.mktemp("sm") / "repo")
+    run(["snakemake", "--cores", "2", "--configfile", SMOKE], repo)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def dvc_run(origin, tmp_path_factory) -> Path:
+    """The smoke preset built by `dvc repro` in another fresh clone, from a dvc.yaml exported for smoke."""
+    from tests.pipeline import SMOKE, clone, run
+
+    repo = clone(origin, tmp_path_factory.mktemp("dvc") / "repo")
+    run([sys.executable, "-m", "tempered", "export-dvc", "--config", "config.yaml", "--config", SMOKE], repo)
+    run(["dvc", "repro"], repo)
+    return repo

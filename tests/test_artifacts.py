@@ -46,6 +46,21 @@ def test_arrays_roundtrip_and_missing_keys_are_named(tmp_path):
         read_arrays(tmp_path / "bad.npz")
 
 
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_damaged_npz_is_refused_naming_the_file(tmp_path, damage):
+    """Truncation, or one altered byte inside an array (zip's CRC-32 catches it): an error naming the file."""
+    path = tmp_path / "images.npz"
+    write_arrays(path, {"x": np.arange(4096, dtype=np.int64)})
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        del data[len(data) // 2:]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="images.npz is not a readable .npz file"):
+        read_arrays(path)
+
+
 def test_checkpoint_roundtrip(tmp_path, repo_config):
     model = build_model(repo_config["models"]["cnn"])
     write_checkpoint(tmp_path / "m.pt", model.state_dict(), {"model_config": repo_config["models"]["cnn"]})

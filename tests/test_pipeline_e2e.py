@@ -3,79 +3,14 @@ the engines agree byte for byte, reruns do nothing, and the report holds the fig
 
 from __future__ import annotations
 
-import hashlib
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import tracked_copy
+from tests.pipeline import SMOKE, clone_env, digest, run, tracked_outputs
 
 pytestmark = pytest.mark.e2e
-
-SMOKE = "workflow/presets/smoke.yaml"
-
-
-def clone_env(cwd: Path) -> dict[str, str]:
-    """The venv's tools, importing the clone's own package (not the editable install's)."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-            "PYTHONPATH": str(cwd / "src")}
-
-
-def run(cmd: list[str], cwd: Path, timeout: int = 900) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=clone_env(cwd), capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, (
-        f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc.stdout + proc.stderr
-
-
-def digest(path: Path) -> str:
-    """sha256 of a file; of a directory output (per-sample OOD scores), over its files' names and bytes.
-    Snakemake's empty .snakemake_timestamp marker in directory outputs is the engine's, not an artifact."""
-    if path.is_dir():
-        h = hashlib.sha256()
-        for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != ".snakemake_timestamp"):
-            h.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes())
-        return h.hexdigest()
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def origin(tmp_path_factory) -> Path:
-    """One commit of the working tree, so both clones carry the same code version in their provenance."""
-    repo = tracked_copy(tmp_path_factory.mktemp("origin"))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "snapshot"]):
-        run(cmd, repo)
-    return repo
-
-
-def clone(origin: Path, destination: Path) -> Path:
-    run(["git", "clone", "-q", str(origin), str(destination)], destination.parent)
-    return destination
-
-
-@pytest.fixture(scope="module")
-def snakemake_run(origin, tmp_path_factory) -> Path:
-    repo = clone(origin, tmp_path_factory.mktemp("sm") / "repo")
-    run(["snakemake", "--cores", "2", "--configfile", SMOKE], repo)
-    return repo
-
-
-@pytest.fixture(scope="module")
-def dvc_run(origin, tmp_path_factory) -> Path:
-    repo = clone(origin, tmp_path_factory.mktemp("dvc") / "repo")
-    run([sys.executable, "-m", "tempered", "export-dvc", "--config", "config.yaml", "--config", SMOKE], repo)
-    run(["dvc", "repro"], repo)
-    return repo
-
-
-def tracked_outputs(repo: Path) -> list[str]:
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
-    return sorted(p for s in stages.values() for key in ("outs", "metrics", "plots") for p in s.get(key, []))
 
 
 def test_snakemake_builds_the_slice_and_a_rerun_has_nothing_to_do(snakemake_run):

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,8 @@ def read_arrays(path: Path | str, required: tuple[str, ...] = ()) -> dict[str, n
             arrays = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise ArtifactError(f"missing artifact {path}") from None
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        # BadZipFile covers truncation and altered bytes (every member's CRC-32 is checked on read).
         raise ArtifactError(f"artifact {path} is not a readable .npz file: {err}") from err
     missing = [key for key in required if key not in arrays]
     if missing:

@@ -193,8 +193,8 @@ def _matrix(t: pd.DataFrame, column: str) -> pd.DataFrame:
 def transfer_heatmap(t2: pd.DataFrame, t4: pd.DataFrame) -> plt.Figure:
     """Ours beside the paper's, for Table 2 (top) and Table 4 (bottom); error in %."""
     sns.set_theme(style="white")
-    fig, axes = plt.subplots(2, 2, figsize=(15, 11), gridspec_kw={"height_ratios": [len(_matrix(t2, "error_rate")) + 1,
-                                                                                     len(_matrix(t4, "error_rate")) + 1]})
+    heights = [len(_matrix(t2, "error_rate")) + 1, len(_matrix(t4, "error_rate")) + 1]
+    fig, axes = plt.subplots(2, 2, figsize=(15, 11), gridspec_kw={"height_ratios": heights})
     for i, (t, name) in enumerate(((t2, "Table 2 (cross-model)"), (t4, "Table 4 (cross-training-set)"))):
         for j, (column, who) in enumerate((("error_rate", "ours"), ("paper", "Szegedy et al. 2014"))):
             ax = axes[i][j]

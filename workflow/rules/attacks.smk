@@ -21,6 +21,7 @@ rule attack_model:
     resources:
         mem_mb=6000,
         runtime=240,
+        gpu=GPUS,
     threads: THREADS
     log:
         paths.log("attack_model", "{attack}/{model}/seed{seed}"),
@@ -46,6 +47,7 @@ rule measure_gradients:
     resources:
         mem_mb=4000,
         runtime=30,
+        gpu=GPUS,
     threads: THREADS
     log:
         paths.log("measure_gradients", "{model}/seed{seed}"),

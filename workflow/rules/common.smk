@@ -29,6 +29,8 @@ TEACHERS = distilled_names(config, "teacher")
 STUDENTS = distilled_names(config, "student")
 SEEDS = [str(s) for s in config["seeds"]]
 THREADS = config["compute"]["threads"]  # every job applies it itself (tempered.cli); declared for scheduling
+# Requested by training and attack jobs; a resource, not a parameter, so switching it reruns nothing.
+GPUS = config["compute"]["gpus_per_job"]
 
 wildcard_constraints:
     model="|".join(MODELS),

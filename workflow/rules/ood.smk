@@ -56,6 +56,7 @@ rule detect_ood:
     resources:
         mem_mb=4000,
         runtime=120,
+        gpu=GPUS,
     threads: THREADS
     log:
         paths.log("detect_ood", "{model}/seed{seed}"),

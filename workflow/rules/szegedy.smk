@@ -49,6 +49,7 @@ rule lbfgs_attack:
     resources:
         mem_mb=4000,
         runtime=120,
+        gpu=GPUS,
     threads: THREADS
     log:
         paths.log("lbfgs_attack", "{model}/seed{seed}"),

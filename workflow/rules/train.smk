@@ -17,6 +17,7 @@ rule train_model:
     resources:
         mem_mb=4000,
         runtime=240,
+        gpu=GPUS,
     threads: THREADS
     log:
         paths.log("train_model", "{model}/seed{seed}"),
@@ -69,6 +70,7 @@ rule train_student:
     resources:
         mem_mb=4000,
         runtime=240,
+        gpu=GPUS,
     threads: THREADS
     log:
         paths.log("train_student", "{model}/seed{seed}"),

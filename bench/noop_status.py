@@ -1,0 +1,69 @@
+"""How long the engines take to say "nothing to do" on a fully built tree (goal: <= 5 s each).
+
+Run it in a tree built for a preset (e.g. after `make reproduce PRESET=quick`):
+    python bench/noop_status.py --preset quick [--repeat 3]
+It rewrites the tree's dvc.yaml for the preset, records Snakemake-built outputs in dvc.lock when DVC does not
+know them yet (`dvc commit --force`: hashing every artifact once, not timed), then times
+`snakemake -n` and `dvc status` `--repeat` times each and prints the median and the spread as JSON.
+Both must report nothing to do; the bench fails otherwise (a "no-op" that plans work measures nothing).
+Not a test: run it, read the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return elapsed, proc.stdout + proc.stderr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", help="the preset the tree was built with (workflow/presets/<name>.yaml)")
+    parser.add_argument("--repo", type=Path, default=Path("."), help="the built tree (default: here)")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    repo = args.repo.resolve()
+    preset = [f"workflow/presets/{args.preset}.yaml"] if args.preset else []
+
+    config_args = [a for f in ["config.yaml", *preset] for a in ("--config", f)]
+    subprocess.run([sys.executable, "-m", "tempered", "export-dvc", *config_args], cwd=repo, check=True)
+    _, status = timed(["dvc", "status"], repo)
+    if "up to date" not in status:
+        # Built by Snakemake: record the outputs in dvc.lock and the cache once (not timed).
+        subprocess.run(["dvc", "commit", "--force", "--quiet"], cwd=repo, check=True)
+
+    commands = {
+        "snakemake -n": ["snakemake", "-n", *(["--configfile", *preset] if preset else [])],
+        "dvc status": ["dvc", "status"],
+    }
+    expected = {"snakemake -n": "Nothing to be done", "dvc status": "up to date"}
+    results = {}
+    for name, cmd in commands.items():
+        times = []
+        for _ in range(args.repeat):
+            elapsed, out = timed(cmd, repo)
+            if expected[name] not in out:
+                sys.exit(f"{name} has work to do in {repo}; build the tree first:\n{out[-2000:]}")
+            times.append(elapsed)
+        results[name] = {"median_s": round(statistics.median(times), 2), "min_s": round(min(times), 2),
+                         "max_s": round(max(times), 2), "runs": args.repeat}
+    n_stages = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=repo, capture_output=True,
+                              text=True, check=True).stdout.count("\n")
+    print(json.dumps({"preset": args.preset or "paper", "stages": n_stages, **results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Change one setting of a built smoke tree and ask each engine, by dry run, what it would redo: exactly the
+jobs that setting touches and what is downstream of them, nothing else. Both engines read the same
+per-step config keys (tempered.step_params), so both must agree."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.pipeline import SMOKE, clone_env, run
+
+pytestmark = pytest.mark.e2e
+
+# Jobs that gather every model (one table per stage): any new model or changed attack reruns them.
+GATHERING = {"distillation_report", "calibration_report", "ood_report"}
+
+
+def overlay(repo: Path, name: str, settings: dict) -> str:
+    path = repo / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path.name
+
+
+def snakemake_plan(repo: Path, *configfiles: str) -> set[str]:
+    """'rule[wildcards]' of every job a dry run would run (Snakemake 9's dry-run listing)."""
+    out = run(["snakemake", "-n", "--configfile", SMOKE, *configfiles], repo)
+    jobs, rule = set(), None
+    for line in out.splitlines():
+        if m := re.match(r"(?:local)?rule (\w+):$", line):
+            rule = m[1]
+            jobs.add(rule)
+        elif rule and (m := re.match(r"\s+wildcards: (.*)$", line)):
+            jobs.discard(rule)
+            jobs.add(f"{rule}[{m[1]}]")
+            rule = None
+    return jobs - {"all"}
+
+
+def dvc_plan(built: Path, copy: Path, name: str, settings: dict) -> set[str]:
+    """Stages `dvc status` reports as changed after re-exporting dvc.yaml with the overlay, in a copy of the
+    built tree (the shared one keeps its dvc.yaml)."""
+    shutil.copytree(built, copy, symlinks=True)
+    args = [a for f in (SMOKE, overlay(copy, name, settings)) for a in ("--config", f)]
+    run([sys.executable, "-m", "tempered", "export-dvc", "--config", "config.yaml", *args], copy)
+    proc = subprocess.run(["dvc", "status", "--json"], cwd=copy, env=clone_env(copy), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return set(json.loads(proc.stdout))
+
+
+def test_a_new_temperature_adds_only_its_own_jobs(snakemake_run, dvc_run, tmp_path):
+    grow = {"distillation": {"temperatures": [100, 2]}}
+    planned = snakemake_plan(snakemake_run, overlay(snakemake_run, "grow", grow))
+    own = {j for j in planned if re.search(r"model=(teacher|student)_T2\b", j)}
+    assert {j.split("[")[0] for j in own} >= {"train_model", "soft_labels", "train_student", "evaluate_model",
+                                              "attack_model", "calibrate_model", "detect_ood"}
+    assert planned - own == GATHERING, sorted(planned - own)
+
+    stages = dvc_plan(dvc_run, tmp_path / "dvc", "grow", grow)
+    dvc_own = {s for s in stages if re.search(r"-(teacher|student)_T2-", s)}
+    assert len(dvc_own) == len(own), (sorted(dvc_own), sorted(own))
+    assert stages - dvc_own == GATHERING, sorted(stages - dvc_own)
+
+
+def test_one_attack_setting_reruns_only_that_attack(snakemake_run, dvc_run, tmp_path):
+    config = yaml.safe_load((snakemake_run / SMOKE).read_text())
+    changed = {"attacks": {**config["attacks"], "cw_l2": {**config["attacks"]["cw_l2"], "max_iterations": 21}}}
+    planned = snakemake_plan(snakemake_run, overlay(snakemake_run, "cw", changed))
+    assert planned == {"attack_model[attack=cw_l2, model=cnn, seed=0]",
+                       "attack_model[attack=cw_l2, model=student_T100, seed=0]", "distillation_report"}
+
+    stages = dvc_plan(dvc_run, tmp_path / "dvc", "cw", changed)
+    assert stages == {"attack_model-cw_l2-cnn-seed0", "attack_model-cw_l2-student_T100-seed0",
+                      "distillation_report"}

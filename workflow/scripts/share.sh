@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Share built artifacts through the DVC remote (.dvc/config's default, `store`).
+#
+#   workflow/scripts/share.sh push [--configfile PRESET.yaml]
+#       Record what was built (by Snakemake or by `dvc repro`) in dvc.lock and the DVC cache, then upload it.
+#       Commit dvc.yaml and dvc.lock afterwards: they name exactly what the remote holds.
+#   workflow/scripts/share.sh pull [--configfile PRESET.yaml]
+#       In a clone: download every artifact dvc.lock names, refuse if DVC does not then see the whole pipeline
+#       as current, and only then mark the outputs current for Snakemake as well. DVC checks files out in no
+#       particular order, so an input can end up newer than its output; Snakemake (which also has no job
+#       metadata in a fresh clone) would rerun those jobs. `snakemake --touch` sets the times in DAG order.
+#
+# The --configfile arguments are Snakemake's: pass the preset dvc.yaml was exported for.
+set -euo pipefail
+cmd=${1:?usage: share.sh push|pull [--configfile PRESET.yaml]}
+shift
+
+case $cmd in
+push)
+    dvc commit --force --quiet   # outputs Snakemake built are not in the DVC cache yet; DVC's own are a no-op
+    dvc push
+    ;;
+pull)
+    dvc pull
+    if ! dvc status --quiet; then
+        dvc status >&2
+        echo "share.sh: the pulled artifacts do not match this commit's dvc.yaml/dvc.lock (above); not marking" \
+             "them current for Snakemake" >&2
+        exit 1
+    fi
+    snakemake --touch --cores 1 "$@"
+    ;;
+*)
+    echo "share.sh: unknown command '$cmd' (expected push or pull)" >&2
+    exit 2
+    ;;
+esac

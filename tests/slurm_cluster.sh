@@ -79,8 +79,9 @@ AccountingStorageType=accounting_storage/none
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
-# Finished jobs stay visible to squeue for 10 minutes: the executor's squeue status polling needs that.
-MinJobAge=600
+# Finished jobs stay visible to squeue for an hour: the executor's squeue status polling needs at least a few
+# of its polling intervals, and the test looks every job of the whole run up afterwards.
+MinJobAge=3600
 ReturnToService=2
 NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP

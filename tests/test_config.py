@@ -82,3 +82,22 @@ def test_cli_reports_a_bad_config_with_exit_code_2(tmp_path, capsys):
     bad.write_text("seeds: [0]\nmodels: {cnn: {temperature: 0}}\n")
     assert main(["validate-config", "--config", str(REPO_ROOT / "config.yaml"), "--config", str(bad)]) == 2
     assert "models.cnn.temperature" in capsys.readouterr().err
+
+
+def test_step_params_do_not_depend_on_key_order(repo_config):
+    """Snakemake compares params by repr: a config file rewritten in another key order must not rerun jobs."""
+    from tempered.step_params import config_slice
+
+    def reversed_order(value):
+        if isinstance(value, dict):
+            return {k: reversed_order(value[k]) for k in reversed(list(value))}
+        return value
+
+    shuffled = reversed_order(repo_config)
+    for step, args in (("attack", {"attack": "pgd", "model": "cnn"}), ("train", {"model": "cnn"}),
+                       ("lbfgs-attack", {"model": "fc100_100_10"})):
+        assert repr(config_slice(shuffled, step, **args)) == repr(config_slice(repo_config, step, **args)), step
+    attacks = repo_config["attacks"]
+    changed = {**repo_config, "attacks": {**attacks, "pgd": {**attacks["pgd"], "steps": 7}}}
+    pgd = {"attack": "pgd", "model": "cnn"}
+    assert config_slice(changed, "attack", **pgd) != config_slice(repo_config, "attack", **pgd)

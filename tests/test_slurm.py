@@ -48,7 +48,8 @@ def cluster_jobs(repo: Path) -> dict[str, int]:
     counts = {}
     for line in out.splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in {"total", "job"}:
+        # The "Job stats" table: '<rule> <count>' rows (not 'jobid: 0' lines, nor the total).
+        if len(parts) == 2 and parts[1].isdigit() and parts[0].isidentifier() and parts[0] != "total":
             counts[parts[0]] = int(parts[1])
     return counts
 
@@ -77,7 +78,7 @@ def test_every_cluster_job_ran_as_a_slurm_job(slurm_run):
         assert Path(log).name == f"{slurm_id}.log" and Path(log).is_file(), log
         by_rule[rule] = by_rule.get(rule, 0) + 1
     assert by_rule == expected
-    # And Slurm itself knows every one of them as completed (MinJobAge keeps them listed for 10 minutes).
+    # And Slurm itself knows every one of them as completed (MinJobAge keeps them listed for an hour).
     listed = run(["squeue", "-h", "-t", "all", "-o", "%i %T"], repo)
     states = dict(line.split() for line in listed.splitlines() if line.strip())
     assert {states.get(slurm_id) for _, slurm_id, _ in submitted} == {"COMPLETED"}, listed

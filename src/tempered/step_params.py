@@ -67,6 +67,16 @@ def has_key(config: Mapping[str, Any], dotted: str) -> bool:
     return True
 
 
+def _canonical(value: Any) -> Any:
+    """Mappings with their keys sorted, all the way down: Snakemake compares params by their repr, so without
+    this, reordering or reformatting a config file would rerun jobs whose settings did not change."""
+    if isinstance(value, Mapping):
+        return {key: _canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
 def config_slice(config: Mapping[str, Any], step: str, **args: Any) -> dict[str, Any]:
-    """{key: value} of everything `step` reads from config, for Snakemake's params."""
-    return {key: lookup(config, key) for key in step_config_keys(step, config, **args)}
+    """{key: value} of everything `step` reads from config, for Snakemake's params (canonical key order)."""
+    return {key: _canonical(lookup(config, key)) for key in sorted(step_config_keys(step, config, **args))}

@@ -33,7 +33,7 @@ dvc.yaml: $(VENV)/.runtime
 
 # Artifacts through the DVC remote (workflow/scripts/share.sh says what each does).
 push: $(VENV)/.runtime
-	workflow/scripts/share.sh push
+	workflow/scripts/share.sh push $(PRESET_ARGS)
 
 pull: $(VENV)/.runtime
 	workflow/scripts/share.sh pull $(PRESET_ARGS)

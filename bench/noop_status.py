@@ -42,8 +42,10 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "tempered", "export-dvc", *config_args], cwd=repo, check=True)
     _, status = timed(["dvc", "status"], repo)
     if "up to date" not in status:
-        # Built by Snakemake: record the outputs in dvc.lock and the cache once (not timed).
-        subprocess.run(["dvc", "commit", "--force", "--quiet"], cwd=repo, check=True)
+        # Built by Snakemake: record the outputs in dvc.lock and the cache once (not timed), as
+        # workflow/scripts/share.sh push does, times reset in DAG order afterwards.
+        subprocess.run(["bash", "workflow/scripts/share.sh", "commit", *(["--configfile", *preset] if preset else [])],
+                       cwd=repo, check=True)
 
     commands = {
         "snakemake -n": ["snakemake", "-n", *(["--configfile", *preset] if preset else [])],

@@ -3,21 +3,34 @@
 #
 #   workflow/scripts/share.sh push [--configfile PRESET.yaml]
 #       Record what was built (by Snakemake or by `dvc repro`) in dvc.lock and the DVC cache, then upload it.
-#       Commit dvc.yaml and dvc.lock afterwards: they name exactly what the remote holds.
+#       `dvc commit` rewrites the files it moves into the cache, in its own order: the times are then reset in
+#       DAG order for Snakemake, as after a pull. Commit dvc.yaml and dvc.lock afterwards: they name exactly
+#       what the remote holds.
 #   workflow/scripts/share.sh pull [--configfile PRESET.yaml]
 #       In a clone: download every artifact dvc.lock names, refuse if DVC does not then see the whole pipeline
 #       as current, and only then mark the outputs current for Snakemake as well. DVC checks files out in no
 #       particular order, so an input can end up newer than its output; Snakemake (which also has no job
 #       metadata in a fresh clone) would rerun those jobs. `snakemake --touch` sets the times in DAG order.
 #
+#   workflow/scripts/share.sh commit [--configfile PRESET.yaml]
+#       Only the recording half of push (bench/noop_status.py uses it).
+#
 # The --configfile arguments are Snakemake's: pass the preset dvc.yaml was exported for.
 set -euo pipefail
-cmd=${1:?usage: share.sh push|pull [--configfile PRESET.yaml]}
+cmd=${1:?usage: share.sh push|pull|commit [--configfile PRESET.yaml]}
 shift
 
-case $cmd in
-push)
+record() {
     dvc commit --force --quiet   # outputs Snakemake built are not in the DVC cache yet; DVC's own are a no-op
+    snakemake --touch --cores 1 "$@"
+}
+
+case $cmd in
+commit)
+    record "$@"
+    ;;
+push)
+    record "$@"
     dvc push
     ;;
 pull)
@@ -31,7 +44,7 @@ pull)
     snakemake --touch --cores 1 "$@"
     ;;
 *)
-    echo "share.sh: unknown command '$cmd' (expected push or pull)" >&2
+    echo "share.sh: unknown command '$cmd' (expected push, pull or commit)" >&2
     exit 2
     ;;
 esac

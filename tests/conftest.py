@@ -36,6 +36,16 @@ def mnist_arrays(tmp_path_factory) -> dict[str, np.ndarray]:
             "x_test": raw["t10k-images-idx3-ubyte"], "y_test": raw["t10k-labels-idx1-ubyte"]}
 
 
+def damage(path: Path, how: str) -> None:
+    """Truncate a file to half its length ("truncate"), or invert one byte in its middle ("flip")."""
+    data = bytearray(path.read_bytes())
+    if how == "truncate":
+        del data[len(data) // 2:]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def tracked_copy(destination: Path) -> Path:
     """A copy of the working tree's tracked and unignored files (what a clean clone would hold)."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],

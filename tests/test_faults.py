@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import damage
 from tests.pipeline import SMOKE, clone_env, digest, result_files
 
 pytestmark = pytest.mark.e2e
@@ -42,15 +43,6 @@ def fails(cmd: list[str], repo: Path) -> str:
     assert after == before, "a failing command changed or deleted built artifacts"
     assert not (repo / "out").exists() or not any((repo / "out").iterdir()), "a failed step left output"
     return proc.stderr
-
-
-def damage(path: Path, how: str) -> None:
-    data = bytearray(path.read_bytes())
-    if how == "truncate":
-        del data[len(data) // 2:]
-    else:
-        data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 @pytest.mark.parametrize("how", ["truncate", "flip"])

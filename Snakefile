@@ -16,6 +16,7 @@ include: "workflow/rules/calibration.smk"
 include: "workflow/rules/ood.smk"
 include: "workflow/rules/szegedy.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

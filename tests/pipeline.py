@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from tempered.reproduction_report import TIMESTAMP_PREFIX
+
 SMOKE = "workflow/presets/smoke.yaml"
 
 
@@ -29,14 +31,19 @@ def run(cmd: list[str], cwd: Path, timeout: int = 900) -> str:
 
 
 def digest(path: Path) -> str:
-    """sha256 of a file; of a directory output (per-sample OOD scores), over its files' names and bytes.
-    Snakemake's empty .snakemake_timestamp marker in directory outputs is the engine's, not an artifact."""
+    """sha256 of a file (REPORT.md without its timestamp line); of a directory output (per-sample OOD scores),
+    over its files' names and bytes. Snakemake's empty .snakemake_timestamp marker in directory outputs is
+    the engine's, not an artifact."""
     if path.is_dir():
         h = hashlib.sha256()
         for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != ".snakemake_timestamp"):
             h.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes())
         return h.hexdigest()
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    data = path.read_bytes()
+    if path.name == "REPORT.md":  # the one line that may differ between two builds of the same results
+        stamp = TIMESTAMP_PREFIX.encode()
+        data = b"\n".join(line for line in data.split(b"\n") if not line.startswith(stamp))
+    return hashlib.sha256(data).hexdigest()
 
 
 def clone(origin: Path, destination: Path) -> Path:

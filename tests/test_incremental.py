@@ -18,8 +18,9 @@ from tests.pipeline import SMOKE, clone_env, run
 
 pytestmark = pytest.mark.e2e
 
-# Jobs that gather every model (one table per stage): any new model or changed attack reruns them.
-GATHERING = {"distillation_report", "calibration_report", "ood_report"}
+# Jobs that gather every model (one table per stage, and the reproduction report, which also lists every
+# setting that departs from config.yaml): any new model or changed attack reruns them.
+GATHERING = {"distillation_report", "calibration_report", "ood_report", "report"}
 
 
 def edited_copy(built: Path, place: Path, settings: dict) -> Path:
@@ -76,9 +77,11 @@ def test_one_attack_setting_reruns_only_that_attack(snakemake_run, dvc_run, tmp_
     changed = {"attacks": {**attacks, "cw_l2": {**attacks["cw_l2"], "max_iterations": 21}}}
     planned = snakemake_plan(edited_copy(snakemake_run, tmp_path / "sm", changed))
     assert planned == {"attack_model[attack=cw_l2, model=cnn, seed=0]",
-                       "attack_model[attack=cw_l2, model=student_T100, seed=0]", "distillation_report"}
+                       "attack_model[attack=cw_l2, model=student_T100, seed=0]", "distillation_report",
+                       "report"}
 
-    # DVC lists the stages whose own definition changed; the report, whose inputs these two rewrite, follows
-    # in `dvc repro` once they have run (DVC cannot know before that their outputs will differ).
+    # DVC lists the stages whose own definition changed (the reproduction report reads the attacks settings
+    # too); distillation_report, whose inputs these two rewrite, follows in `dvc repro` once they have run
+    # (DVC cannot know before that their outputs will differ).
     stages = dvc_plan(edited_copy(dvc_run, tmp_path / "dvc", changed))
-    assert stages == {"attack_model-cw_l2-cnn-seed0", "attack_model-cw_l2-student_T100-seed0"}
+    assert stages == {"attack_model-cw_l2-cnn-seed0", "attack_model-cw_l2-student_T100-seed0", "report"}

@@ -73,6 +73,13 @@ SZEGEDY_TRANSFER_HEATMAP = f"{RESULTS}/figures/szegedy/transfer_matrix.png"
 # Figures
 TRAINING_CURVE = f"{RESULTS}/figures/training_curve/{{model}}.png"
 
+# The reproduction report (rule report): claims beside our measurements, the summary figure
+CLAIMS = "workflow/claims.yaml"
+REPORT_MARKDOWN = f"{RESULTS}/REPORT.md"
+CLAIMS_TABLE = f"{RESULTS}/tables/claims.csv"
+REPORT_METRICS = f"{RESULTS}/metrics/report.json"
+TEMPERATURE_SUMMARY = f"{RESULTS}/figures/summary/temperature_across_pipeline.png"
+TEMPERATURE_SUMMARY_PDF = f"{RESULTS}/figures/summary/temperature_across_pipeline.pdf"
 
 
 def log(rule: str, key: str = "") -> str:

@@ -37,6 +37,8 @@ STEP_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
                        "szegedy.paper_labels"),
     "summarize": (),
     "plot-training": (),
+    # The report lists every result-affecting setting that departs from config.yaml (not compute or data sources).
+    "report": ("seeds", "split", "models", "distillation", "attacks", "calibration", "ood", "szegedy", "evaluation"),
 }
 
 

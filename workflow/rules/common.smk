@@ -49,4 +49,5 @@ def all_targets():
         paths.DISTILLATION_MARKDOWN,
         paths.SZEGEDY_MARKDOWN,
         expand(paths.SZEGEDY_EXAMPLES, model=SZEGEDY_ATTACKED, seed=SEEDS),  # rules/szegedy.smk
+        paths.REPORT_MARKDOWN,  # rules/report.smk
     ]

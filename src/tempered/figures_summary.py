@@ -1,0 +1,102 @@
+"""The report's summary figure, "temperature across the pipeline": one panel per quantity, temperature on a log
+x-axis, our students across the distillation grid, the fitted temperature-scaling T and ODIN's tuned T, and the
+published points where a paper gives one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tempered import paths, reference
+from tempered.artifacts import read_json
+from tempered.config import temperature_tag
+from tempered.figures import plt, sns
+
+PANELS = ("test accuracy", "ECE (15 bins)", "JSMA success rate", "C&W mean L2", "OOD AUROC (Fashion-MNIST)",
+          "membership AUROC")
+PUBLISHED = {
+    "JSMA success rate": sorted(reference.PAPERNOT_JSMA_SUCCESS.items()),
+    "C&W mean L2": [(100.0, reference.CW_L2_MEAN["distilled_T100"])],
+    "test accuracy": [(20.0, reference.PAPERNOT_ACCURACY["distilled_T20"])],
+}
+
+
+def _mean_over_seeds(pattern: str, key: str, seeds: Sequence[int], root: Path, **fill: str) -> float | None:
+    values = []
+    for seed in seeds:
+        path = root / pattern.format(seed=seed, **fill)
+        if not path.exists():
+            return None
+        value: Any = read_json(path)
+        for part in key.split("/"):
+            if not isinstance(value, Mapping) or part not in value:
+                return None
+            value = value[part]
+        values.append(float(value))
+    return sum(values) / len(values)
+
+
+def temperature_table(config: Mapping[str, Any], root: Path) -> pd.DataFrame:
+    """Long table (panel, series, temperature, value) of every point the figure draws, read from metrics."""
+    seeds, rows = config["seeds"], []
+
+    def add(panel: str, series: str, temperature: float | None, value: float | None) -> None:
+        if temperature is not None and value is not None:
+            rows.append({"panel": panel, "series": series, "temperature": float(temperature), "value": value})
+
+    for t in config["distillation"]["temperatures"]:
+        student = f"student_T{temperature_tag(t)}"
+        add("test accuracy", "student at distillation T", t,
+            _mean_over_seeds(paths.EVAL_METRICS, "test/accuracy", seeds, root, model=student))
+        add("ECE (15 bins)", "before temperature scaling", t,
+            _mean_over_seeds(paths.CALIBRATION_METRICS, "before/ece", seeds, root, model=student))
+        add("ECE (15 bins)", "after temperature scaling", t,
+            _mean_over_seeds(paths.CALIBRATION_METRICS, "after/ece", seeds, root, model=student))
+        add("ECE (15 bins)", "fitted scaling T of the student (x)",
+            _mean_over_seeds(paths.CALIBRATION_METRICS, "fitted_temperature", seeds, root, model=student),
+            _mean_over_seeds(paths.CALIBRATION_METRICS, "after/ece", seeds, root, model=student))
+        for attack, panel, key in (("jsma", "JSMA success rate", "success_rate"),
+                                   ("cw_l2", "C&W mean L2", "distortion_mean")):
+            if attack in config["attacks"]["enabled"]:
+                add(panel, "student at distillation T", t,
+                    _mean_over_seeds(paths.ATTACK_METRICS, key, seeds, root, attack=attack, model=student))
+        add("OOD AUROC (Fashion-MNIST)", "MSP, student at distillation T", t,
+            _mean_over_seeds(paths.OOD_METRICS, "ood/fashion_mnist/msp/auroc", seeds, root, model=student))
+    base = config["distillation"]["base_model"]
+    add("OOD AUROC (Fashion-MNIST)", "ODIN on the base model, at its tuned T (x)",
+        _mean_over_seeds(paths.OOD_METRICS, "ood/fashion_mnist/odin/temperature", seeds, root, model=base),
+        _mean_over_seeds(paths.OOD_METRICS, "ood/fashion_mnist/odin/auroc", seeds, root, model=base))
+    for panel, points in PUBLISHED.items():
+        for t, value in points:
+            add(panel, "published", t, value)
+    return pd.DataFrame(rows, columns=["panel", "series", "temperature", "value"])
+
+
+def temperature_summary(table: pd.DataFrame) -> plt.Figure:
+    """Small multiples, one per quantity; a panel with nothing measured says so instead of staying blank."""
+    sns.set_theme(style="whitegrid", palette="colorblind")
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
+    for ax, panel in zip(axes.flat, PANELS, strict=True):
+        data = table[table["panel"] == panel]
+        measured = data[data["series"] != "published"]
+        if measured.empty:
+            ax.text(0.5, 0.5, "not measured at this preset", ha="center", va="center", transform=ax.transAxes)
+        for series, points in data.groupby("series", sort=True):
+            points = points.sort_values("temperature")
+            style = {"marker": "*", "markersize": 12, "linestyle": "none", "color": "black"} \
+                if series == "published" else {"marker": "o"}
+            if str(series).endswith("(x)"):
+                style = {"marker": "x", "markersize": 9, "linestyle": "none"}
+            ax.plot(points["temperature"], points["value"], label=series, **style)
+        ax.set_xscale("log")
+        ax.set_xlabel("temperature (log scale)")
+        ax.set_ylabel(panel)
+        ax.set_title(panel)
+        if not data.empty:
+            ax.legend(fontsize=7, loc="best")
+    fig.suptitle("Temperature across the pipeline")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,148 @@
+"""results/REPORT.md: every claim of workflow/claims.yaml beside our measurement and its computed verdict, one
+section per paper, with the run's provenance and every way the preset departs from the papers' protocols.
+
+Rendering only: the verdicts come from tempered.claims, the numbers from the metrics files. The one line that
+changes between two builds from the same results is the timestamp line (TIMESTAMP_PREFIX)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tempered.claims import DIRECTION_ONLY, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS, Outcome
+
+TIMESTAMP_PREFIX = "Generated "
+# Report sections in reading order: heading, the claims.yaml papers they hold, the figure group they show.
+SECTIONS = (
+    ("Szegedy et al. 2014: minimal adversarial examples and their transfer", ("szegedy2014",), "szegedy"),
+    ("Papernot et al. 2016 and Carlini & Wagner: defensive distillation and its refutation",
+     ("papernot2016", "carlini2016"), "distillation"),
+    ("Guo et al. 2017: temperature scaling", ("guo2017",), "calibration"),
+    ("DeVries & Taylor 2018, Hendrycks & Gimpel 2017, ODIN: out-of-distribution detection",
+     ("devries2018", "hendrycks2017", "liang2018"), "ood"),
+    ("Song et al. 2019: membership inference", ("song2019",), "membership"),
+)
+# Protocol departures that hold at every preset (the preset's own ones are listed from the config).
+FIXED_DEVIATIONS = (
+    "Every model is selected and temperature-scaled on a validation set held out of the 60,000 training images "
+    "(split.validation_size); the papers do not say what they held out.",
+    "Szegedy et al. trained with L-BFGS; we train every Szegedy model with a first-order optimizer to "
+    "convergence (models.<name>.optimizer), and run their box-constrained L-BFGS attack only.",
+    "Attacks run on a seeded sample of the test set (attacks.samples, szegedy.attack.samples), not all of it.",
+    "kmnist, EMNIST letters and Omniglot are used only where torchvision can download them; notMNIST and "
+    "CIFAR-10 greyscale (Hendrycks & Gimpel) are not in the pipeline.",
+)
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.4g}"
+
+
+def _ours(outcome: Outcome) -> str:
+    if outcome.series:
+        return ", ".join(f"{m}: {v:.3g}" for m, v in outcome.series)
+    m = outcome.ours
+    if m is None:
+        return "—"
+    text = f"{m.value:.4g}"
+    if m.low is not None and m.high is not None:
+        text += f" [{m.low:.4g}, {m.high:.4g}]"
+    if outcome.versus is not None:
+        text += f" (vs {outcome.versus.value:.4g})"
+    return text
+
+
+def _published(claim: Mapping[str, Any]) -> str:
+    value = claim["published"]
+    if isinstance(value, list):
+        return ", ".join("·" if v is None else f"{v:.3g}" for v in value)
+    text = _pct(value)
+    if "versus" in claim and claim["versus"].get("published") is not None:
+        text += f" (vs {_pct(claim['versus']['published'])})"
+    return text
+
+
+def _rule(rule: Mapping[str, Any]) -> str:
+    kind = rule["kind"]
+    if kind == "abs":
+        return f"within {rule['tol']:g} abs."
+    if kind == "rel":
+        return f"within {rule['tol']:.0%} rel."
+    if kind in ("at_least", "at_most"):
+        return f"{'≥' if kind == 'at_least' else '≤'} {rule.get('value', 'published')}"
+    return {"direction": "same direction", "decreasing": "ordering: decreasing",
+            "increasing": "ordering: increasing"}[kind]
+
+
+def claims_table(outcomes: Sequence[Outcome]) -> str:
+    lines = ["| claim | where | published | ours [95% interval] | rule | verdict |",
+             "|---|---|---|---|---|---|"]
+    for o in outcomes:
+        verdict = o.verdict + (f": {o.reason}" if o.reason else "")
+        lines.append(f"| {o.claim['quantity']} | {o.claim['where']} | {_published(o.claim)} | {_ours(o)} | "
+                     f"{_rule(o.claim['rule'])} | {verdict} |")
+    return "\n".join(lines)
+
+
+def verdict_counts(outcomes: Sequence[Outcome]) -> dict[str, int]:
+    counts = Counter(o.verdict for o in outcomes)
+    return {v: counts.get(v, 0) for v in VERDICTS}
+
+
+def section_summary(outcomes: Sequence[Outcome]) -> str:
+    """Two or three sentences from the verdicts: how many held, and the largest misses by name."""
+    if not outcomes:
+        return "No claims of this paper are listed."
+    counts = verdict_counts(outcomes)
+    measured = len(outcomes) - counts[NOT_RUN]
+    if measured == 0:
+        return f"None of its {len(outcomes)} claims is measured at this preset ({outcomes[0].reason})."
+    text = (f"Of {len(outcomes)} claims, {measured} were measured at this preset: {counts[REPRODUCED]} reproduced, "
+            f"{counts[DIRECTION_ONLY]} in direction only, {counts[NOT_REPRODUCED]} not reproduced.")
+    misses = [o for o in outcomes if o.verdict == NOT_REPRODUCED and o.ours is not None
+              and isinstance(o.claim["published"], (int, float))]
+    misses.sort(key=lambda o: -abs(o.ours.value - o.claim["published"]))
+    if misses:
+        worst = "; ".join(f"{o.claim['quantity']} ({o.ours.value:.3g} vs {o.claim['published']:.3g})"
+                          for o in misses[:3])
+        text += f" Furthest from the paper: {worst}."
+    return text
+
+
+def render(outcomes: Sequence[Outcome], papers: Mapping[str, str], run: Mapping[str, Any],
+           deviations: Sequence[str], figures: Mapping[str, Sequence[str]], summary_figure: str,
+           timestamp: str) -> str:
+    """The whole report as markdown. figures: section group -> figure paths relative to the report."""
+    counts = verdict_counts(outcomes)
+    out = ["# tempered: reproduction report", "", f"{TIMESTAMP_PREFIX}{timestamp}", "",
+           "## The run", ""]
+    out += [f"- **{k}**: {v}" for k, v in run.items()]
+    out += ["", "## Verdicts", "",
+            ", ".join(f"{v}: **{n}**" for v, n in counts.items()) + f" (of {len(outcomes)} claims).",
+            "Verdicts are computed from the metrics files by the rules in `workflow/claims.yaml`; an abs/rel rule also "
+            "passes when the published value lies inside our 95% interval (across seeds, or the bootstrap "
+            "interval of a single seed where the metric has one).", "",
+            f"![Temperature across the pipeline]({summary_figure})", ""]
+    for heading, paper_keys, group in SECTIONS:
+        section = [o for o in outcomes if o.claim["paper"] in paper_keys]
+        out += [f"## {heading}", "", "Papers: " + "; ".join(papers.get(p, p) for p in paper_keys) + ".", "",
+                section_summary(section), "", claims_table(section), ""]
+        out += [f"![{path}]({path})" for path in figures.get(group, ())]
+        out.append("")
+    out += ["## Deviations from the papers' protocols", ""]
+    out += [f"- {d}" for d in deviations]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def preset_deviations(defaults: Mapping[str, Any], config: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every setting where the run's config differs from config.yaml (whose defaults follow the papers)."""
+    lines = []
+    for key in sorted(set(defaults) | set(config)):
+        name = f"{prefix}{key}"
+        a, b = defaults.get(key), config.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            lines += preset_deviations(a, b, f"{name}.")
+        elif a != b:
+            lines.append(f"`{name}`: {b!r} (paper-faithful default {a!r})")
+    return lines

@@ -1,0 +1,172 @@
+"""Stage: the reproduction report. Reads every claim's metrics, computes verdicts, writes results/REPORT.md, the
+claims table (CSV), a DVC metrics file of the verdicts and the summary figure."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tempered import paths
+from tempered.artifacts import atomic_path, read_json, sha256_file, write_bytes, write_metrics, write_table
+from tempered.claims import evaluate_all, load_claims, metric_files
+from tempered.config import attacked_models, config_hash, load_config, read_yaml
+from tempered.ood.protocol import ood_model_names
+from tempered.provenance import code_version
+from tempered.reproduction_report import FIXED_DEVIATIONS, preset_deviations, render, verdict_counts
+from tempered.step_params import STEP_CONFIG_KEYS
+
+log = logging.getLogger(__name__)
+
+PACKAGES = ("torch", "torchvision", "numpy", "pandas", "seaborn", "matplotlib", "snakemake", "dvc")
+DATA_MANIFESTS = {name: paths.DATASET_MANIFEST.format(dataset=name) for name in ("mnist", "fashion_mnist")}
+
+
+def _hottest_student(config: Mapping[str, Any]) -> str | None:
+    students = attacked_models(config)[1:]
+    return students[-1] if students else None
+
+
+def report_figures(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The figures each report section shows (made by the stages' own rules), by section group."""
+    seed, base = config["seeds"][0], config["distillation"]["base_model"]
+    hottest = _hottest_student(config)
+    calibration = [paths.FITTED_VS_DISTILLATION_T, paths.RELIABILITY_DIAGRAM.format(model=base, seed=seed)]
+    if hottest:
+        calibration.append(paths.RELIABILITY_DIAGRAM.format(model=hottest, seed=seed))
+    ood = [paths.OOD_AUROC_VS_T]
+    ood += [paths.OOD_ROC.format(model=m, seed=seed) for m in ood_model_names(config) if m in ("cnn", "confidence")]
+    return {
+        "szegedy": [paths.SZEGEDY_TRANSFER_HEATMAP],
+        "distillation": list(paths.DISTILLATION_FIGURES.values()),
+        "calibration": calibration,
+        "ood": ood,
+    }
+
+
+def summary_metric_files(config: Mapping[str, Any]) -> list[str]:
+    """The per-student metrics the summary figure reads."""
+    files = []
+    for seed in config["seeds"]:
+        for student in attacked_models(config)[1:]:
+            files += [paths.EVAL_METRICS.format(model=student, seed=seed),
+                      paths.CALIBRATION_METRICS.format(model=student, seed=seed)]
+            files += [paths.ATTACK_METRICS.format(attack=a, model=student, seed=seed)
+                      for a in ("jsma", "cw_l2") if a in config["attacks"]["enabled"]]
+            if student in ood_model_names(config):
+                files.append(paths.OOD_METRICS.format(model=student, seed=seed))
+        base = config["distillation"]["base_model"]
+        if base in ood_model_names(config):
+            files.append(paths.OOD_METRICS.format(model=base, seed=seed))
+    return files
+
+
+def report_inputs(config: Mapping[str, Any], claims_path: str = paths.CLAIMS) -> list[str]:
+    """Everything the report reads: the rule's inputs (and DVC's deps) come from here, so they cannot drift."""
+    files = metric_files(load_claims(claims_path), config) + summary_metric_files(config)
+    files += [f for group in report_figures(config).values() for f in group]
+    return sorted(set(files) | set(DATA_MANIFESTS.values()) | {paths.SPLIT_INDEXES})
+
+
+def _versions() -> str:
+    found = []
+    for name in PACKAGES:
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return f"Python {platform.python_version()}; " + ", ".join(found)
+
+
+def run_description(config_files: Sequence[str], config: Mapping[str, Any], root: Path,
+                    read_files: Sequence[str]) -> dict[str, str]:
+    """Which preset and seeds made the results, the code and data they came from, and the devices they ran on
+    (as the artifacts themselves record it, not as this machine is)."""
+    digests = [f"{name} {read_json(root / manifest)['arrays_sha256'][:16]}"
+               for name, manifest in DATA_MANIFESTS.items()]
+    digests.append(f"split {sha256_file(root / paths.SPLIT_INDEXES)[:16]}")
+    devices, versions = set(), set()
+    for file in read_files:
+        prov = read_json(root / file).get("provenance", {}) if file.endswith(".json") else {}
+        if prov:
+            devices.add(str(prov.get("device")))
+            versions.add(str(prov.get("code_version")))
+    return {
+        "config files": " + ".join(f"`{f}`" for f in config_files),
+        "seeds": ", ".join(str(s) for s in config["seeds"]),
+        "config hash": config_hash(config),
+        "report code version": code_version(),
+        "code versions of the artifacts": ", ".join(sorted(versions)) or "—",
+        "devices of the artifacts": ", ".join(sorted(devices)) or "—",
+        "data digests (sha256, 16 hex)": "; ".join(digests),
+        "packages (report)": _versions(),
+    }
+
+
+def _claims_frame(outcomes) -> pd.DataFrame:
+    rows = []
+    for o in outcomes:
+        m = o.ours
+        rows.append({"id": o.claim["id"], "paper": o.claim["paper"], "where": o.claim["where"],
+                     "quantity": o.claim["quantity"], "published": o.claim["published"],
+                     "ours": None if m is None else m.value, "low": None if m is None else m.low,
+                     "high": None if m is None else m.high, "n_seeds": None if m is None else m.n_seeds,
+                     "series": "; ".join(f"{k}={v:.6g}" for k, v in o.series),
+                     "verdict": o.verdict, "reason": o.reason})
+    return pd.DataFrame(rows)
+
+
+def report_step(config_files: Sequence[str], claims_path: Path, root: Path, markdown_path: Path,
+                table_path: Path, metrics_path: Path, figure_path: Path, figure_pdf_path: Path) -> None:
+    from tempered.figures import plt, save_figure
+    from tempered.figures_summary import temperature_summary, temperature_table
+
+    config = load_config(config_files)
+    claims = load_claims(claims_path)
+    papers = read_yaml(claims_path).get("papers", {})
+    outcomes = evaluate_all(claims, config, root)
+    table = _claims_frame(outcomes)
+    write_table(table_path, table)
+    counts = verdict_counts(outcomes)
+    write_metrics(metrics_path, {"verdicts": {k.replace(" ", "_"): v for k, v in counts.items()},
+                                 "claims": {o.claim["id"]: {"ours": None if o.ours is None else o.ours.value,
+                                                            "verdict": o.verdict} for o in outcomes}})
+
+    fig = temperature_summary(temperature_table(config, root))
+    with atomic_path(figure_pdf_path) as tmp:
+        fig.savefig(tmp, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
+    save_figure(fig, figure_path)
+    plt.close("all")
+
+    report_dir = markdown_path.resolve().parent
+    rel = lambda p: Path(os.path.relpath(Path(p).resolve(), report_dir)).as_posix()  # noqa: E731 (links relative to the report)
+    figures = {group: [rel(f) for f in files] for group, files in report_figures(config).items()}
+    defaults = load_config(config_files[:1])  # config.yaml, whose defaults follow the papers
+    sections = STEP_CONFIG_KEYS["report"]
+    deviations = preset_deviations({k: defaults[k] for k in sections}, {k: config[k] for k in sections})
+    deviations += list(FIXED_DEVIATIONS)
+    run = run_description(config_files, config, root, report_inputs(config, str(claims_path)))
+    timestamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = render(outcomes, papers, run, deviations, figures, rel(figure_path), timestamp)
+    write_bytes(markdown_path, text.encode())
+    log.info("report: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def register(add_step) -> None:
+    """This stage's CLI step: report (every claim, its verdict, the summary figure)."""
+    p = add_step("report", lambda a: report_step(a.config, Path(a.claims), Path("."), Path(a.markdown),
+                                                 Path(a.table), Path(a.metrics), Path(a.figure), Path(a.figure_pdf)),
+                 "every published claim beside our measurement, with computed verdicts: REPORT.md")
+    p.add_argument("--claims", default=paths.CLAIMS)
+    p.add_argument("--markdown", required=True)
+    p.add_argument("--table", required=True, help="CSV: one row per claim with our value and the verdict")
+    p.add_argument("--metrics", required=True, help="JSON (DVC metrics): verdict counts and each claim's value")
+    p.add_argument("--figure", required=True, help="PNG: temperature across the pipeline")
+    p.add_argument("--figure-pdf", required=True, help="PDF of the same figure")

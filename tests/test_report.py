@@ -1,0 +1,57 @@
+"""The reproduction report built by the DAG on the smoke preset: every claim has a computed verdict, every
+figure it shows exists, and two builds from the same results differ only in the timestamp line."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import pandas as pd
+import pytest
+
+from tempered import paths
+from tempered.claims import VERDICTS, load_claims
+from tempered.reproduction_report import SECTIONS, TIMESTAMP_PREFIX
+from tests.pipeline import SMOKE, run
+
+pytestmark = pytest.mark.e2e
+
+
+def test_report_has_a_verdict_for_every_claim(snakemake_run):
+    claims = load_claims(snakemake_run / paths.CLAIMS)
+    table = pd.read_csv(snakemake_run / paths.CLAIMS_TABLE)
+    assert list(table["id"]) == [c["id"] for c in claims]
+    assert set(table["verdict"]) <= set(VERDICTS)
+    measured = table[table["verdict"] != "not run at this preset"]
+    assert len(measured) > 10 and measured["ours"].notna().all()
+    counts = json.loads((snakemake_run / paths.REPORT_METRICS).read_text())["verdicts"]
+    assert sum(counts.values()) == len(claims)
+
+
+def test_report_sections_and_figures_exist(snakemake_run):
+    text = (snakemake_run / paths.REPORT_MARKDOWN).read_text()
+    for heading, _, _ in SECTIONS:
+        assert f"## {heading}" in text
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert "figures/summary/temperature_across_pipeline.png" in links
+    report_dir = (snakemake_run / paths.REPORT_MARKDOWN).parent
+    assert len(links) > 5 and all((report_dir / link).is_file() for link in links), links
+    assert "`workflow/presets/smoke.yaml`" in text and "## Deviations from the papers' protocols" in text
+    assert "`models.cnn.epochs`: 2 (paper-faithful default 50)" in text
+
+
+def test_two_builds_differ_only_in_the_timestamp_line(snakemake_run, tmp_path):
+    outputs = [tmp_path / "build0", tmp_path / "build1"]
+    for out in outputs:
+        run([sys.executable, "-m", "tempered", "report", "--config", "config.yaml", "--config", SMOKE,
+             "--markdown", str(out / "REPORT.md"), "--table", str(out / "claims.csv"),
+             "--metrics", str(out / "report.json"), "--figure", str(out / "s.png"), "--figure-pdf", str(out / "s.pdf")],
+            snakemake_run)
+    texts = [(out / "REPORT.md").read_text().splitlines() for out in outputs]
+    stamp = [i for i, line in enumerate(texts[0]) if line.startswith(TIMESTAMP_PREFIX)]
+    assert len(stamp) == 1
+    differing = [i for i, (a, b) in enumerate(zip(*texts, strict=True)) if a != b]
+    assert set(differing) <= set(stamp)
+    for name in ("claims.csv", "report.json", "s.png", "s.pdf"):
+        assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name

@@ -1,0 +1,31 @@
+# The reproduction report: every claim of workflow/claims.yaml beside our measurement, verdicts computed.
+from tempered.steps.report import report_inputs
+
+
+rule report:
+    input:
+        claims=paths.CLAIMS,
+        metrics=report_inputs(config),
+        tables=[paths.SZEGEDY_MARKDOWN, paths.DISTILLATION_MARKDOWN, paths.CALIBRATION_MARKDOWN, paths.OOD_MARKDOWN],
+    output:
+        markdown=paths.REPORT_MARKDOWN,
+        table=paths.CLAIMS_TABLE,
+        metrics=paths.REPORT_METRICS,
+        figure=report(
+            paths.TEMPERATURE_SUMMARY,
+            caption="../report/temperature_summary.rst",
+            category="Summary",
+        ),
+        figure_pdf=paths.TEMPERATURE_SUMMARY_PDF,
+    params:
+        config=CONFIG_ARGS,
+        settings=config_slice(config, "report"),
+    log:
+        paths.log("report"),
+    localrule: True
+    conda:
+        "../envs/tempered.yaml"
+    shell:
+        "python -m tempered report {params.config} --claims {input.claims} --markdown {output.markdown} "
+        "--table {output.table} --metrics {output.metrics} --figure {output.figure} "
+        "--figure-pdf {output.figure_pdf} --log {log}"

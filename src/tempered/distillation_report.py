@@ -18,7 +18,7 @@ import seaborn as sns  # noqa: E402
 from tempered import reference  # noqa: E402
 from tempered.artifacts import write_bytes, write_metrics, write_table  # noqa: E402
 from tempered.config import DISTILLED_NAME, model_config  # noqa: E402
-from tempered.figures import save_figure  # noqa: E402
+from tempered.figures import apply_style, save_figure  # noqa: E402
 from tempered.summary import across_seeds  # noqa: E402
 
 ATTACK_LABELS = {"jsma": "JSMA (softmax, T=1)", "jsma_known_t": "JSMA (softmax at the training T)",
@@ -171,7 +171,7 @@ def _students(frame: pd.DataFrame) -> pd.DataFrame:
 
 def success_figure(frame: pd.DataFrame, attacks: Sequence[str]) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, 4))
-    palette = dict(zip(attacks, sns.color_palette("tab10", len(attacks)), strict=True))
+    palette = dict(zip(attacks, sns.color_palette("colorblind", len(attacks)), strict=True))
     for attack in attacks:
         data = _students(frame)[_students(frame)["quantity"] == f"{attack}.success_rate"]
         sns.lineplot(data=data, x="T", y="value", marker="o", ax=ax, color=palette[attack],
@@ -273,7 +273,7 @@ def write_distillation_report(config, eval_metrics, attack_metrics, gradients, a
     for _, r in table.iterrows():
         metrics.setdefault(r["model"], {})[r["quantity"]] = float(r["mean"])
     write_metrics(outputs["metrics"], metrics)
-    sns.set_theme(style="whitegrid")
+    apply_style()
     success, robustness, accuracy, grads, examples = outputs["figures"]
     save_figure(success_figure(frame, attacks), success)
     save_figure(robustness_figure(frame), robustness)

@@ -18,6 +18,11 @@ from tempered.artifacts import atomic_path  # noqa: E402
 PNG_METADATA = {"Software": None}
 
 
+def apply_style() -> None:
+    """The one look of every figure: white grid, the colour-blind-safe seaborn palette."""
+    sns.set_theme(style="whitegrid", palette="colorblind")
+
+
 def save_figure(fig: plt.Figure, path: Path | str) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight", metadata=PNG_METADATA)
@@ -30,7 +35,7 @@ def training_curve(histories: pd.DataFrame, title: str) -> plt.Figure:
     long["metric"] = long["series"].str.rsplit("_", n=1).str[1].map({"loss": "loss", "nll": "loss",
                                                                      "accuracy": "accuracy"})
     long["split"] = long["series"].str.rsplit("_", n=1).str[0]
-    sns.set_theme(style="whitegrid")
+    apply_style()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, metric in zip(axes, ["loss", "accuracy"], strict=True):
         sns.lineplot(data=long[long["metric"] == metric], x="epoch", y="value", hue="split", marker="o",

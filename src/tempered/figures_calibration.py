@@ -13,6 +13,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from tempered.figures import apply_style  # noqa: E402
+
 
 def reliability_diagram(bins: pd.DataFrame, title: str, ece: dict[str, float]) -> plt.Figure:
     """One column per state (before / after scaling): accuracy per confidence bin against the diagonal (top)
@@ -21,7 +23,7 @@ def reliability_diagram(bins: pd.DataFrame, title: str, ece: dict[str, float]) -
 
     bins: rows of reliability_bins.csv (state, lower, upper, count, mean_confidence, accuracy).
     """
-    sns.set_theme(style="whitegrid")
+    apply_style()
     states = list(dict.fromkeys(bins["state"]))
     fig, axes = plt.subplots(2, len(states), figsize=(4.2 * len(states), 6), squeeze=False,
                              gridspec_kw={"height_ratios": [3, 1.4]}, sharex=True)
@@ -55,7 +57,7 @@ def reliability_diagram(bins: pd.DataFrame, title: str, ece: dict[str, float]) -
 def fitted_vs_distillation_temperature(table: pd.DataFrame) -> plt.Figure:
     """Fitted T against the training T of each distilled model (log-log), teachers and students, one point per
     seed; the dotted line is fitted T = training T. Models outside the grid appear as horizontal lines."""
-    sns.set_theme(style="whitegrid")
+    apply_style()
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     fitted = table[table["fitted"]]
     grid = fitted[fitted["distillation_temperature"].notna()]

@@ -15,10 +15,12 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from tempered.figures import apply_style  # noqa: E402
+
 
 def roc_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
     """One panel per OOD dataset, one ROC curve per detector (columns dataset, detector, fpr, tpr, auroc)."""
-    sns.set_theme(style="whitegrid")
+    apply_style()
     datasets = list(dict.fromkeys(curves["dataset"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
@@ -38,7 +40,7 @@ def roc_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
 def score_histograms(scores: pd.DataFrame, title: str) -> plt.Figure:
     """Rows: detectors; columns: OOD datasets; in each panel the report scores of MNIST test vs the OOD set
     (columns dataset, detector, distribution, score)."""
-    sns.set_theme(style="whitegrid")
+    apply_style()
     detectors = list(dict.fromkeys(scores["detector"]))
     datasets = list(dict.fromkeys(scores["dataset"]))
     fig, axes = plt.subplots(len(detectors), len(datasets), figsize=(3.2 * len(datasets), 2.2 * len(detectors)),
@@ -74,7 +76,7 @@ def auroc_vs_temperature(table: pd.DataFrame) -> plt.Figure:
     """AUROC of each detector against the distillation temperature of the students, one panel per OOD dataset;
     the undistilled base model at T=1 as a dashed line per detector. Mean over seeds, bars span the seeds.
     (columns dataset, detector, model, distillation_temperature, auroc)."""
-    sns.set_theme(style="whitegrid")
+    apply_style()
     datasets = list(dict.fromkeys(table["dataset"]))
     detectors = list(dict.fromkeys(table["detector"]))
     palette = {d: f"C{i}" for i, d in enumerate(detectors)}

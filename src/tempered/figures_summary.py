@@ -13,7 +13,7 @@ import pandas as pd
 from tempered import paths, reference
 from tempered.artifacts import read_json
 from tempered.config import temperature_tag
-from tempered.figures import plt, sns
+from tempered.figures import apply_style, plt
 
 PANELS = ("test accuracy", "ECE (15 bins)", "JSMA success rate", "C&W mean L2", "OOD AUROC (Fashion-MNIST)",
           "membership AUROC")
@@ -77,7 +77,7 @@ def temperature_table(config: Mapping[str, Any], root: Path) -> pd.DataFrame:
 
 def temperature_summary(table: pd.DataFrame) -> plt.Figure:
     """Small multiples, one per quantity; a panel with nothing measured says so instead of staying blank."""
-    sns.set_theme(style="whitegrid", palette="colorblind")
+    apply_style()
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
     for ax, panel in zip(axes.flat, PANELS, strict=True):
         data = table[table["panel"] == panel]

@@ -70,6 +70,11 @@ def _roc(scores_in: Any, scores_out: Any) -> tuple[np.ndarray, np.ndarray]:
     return fpr, tpr
 
 
+def roc_points(scores_pos: Any, scores_neg: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR, TPR) of 'positive iff score >= t' at every distinct threshold t, from (0, 0) to (1, 1)."""
+    return _roc(scores_pos, scores_neg)
+
+
 def fpr_at_tpr(scores_in: Any, scores_out: Any, tpr: float = TPR_LEVEL) -> float:
     """FPR at the highest threshold keeping at least `tpr` of the in-distribution samples (lower is better)."""
     fpr_curve, tpr_curve = _roc(scores_in, scores_out)

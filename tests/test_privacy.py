@@ -1,0 +1,130 @@
+"""Membership-inference building blocks: scores by hand, metrics against scikit-learn and a hand-worked case,
+threshold fitting on synthetic data, the likelihood-ratio score against its closed form, and a memorising
+model on real MNIST that the attacks must catch (and a model that never saw the members, which they must not)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_curve
+
+from tempered.ood.metrics import auroc
+from tempered.privacy import lira, scores
+from tempered.privacy.metrics import advantage, decision_accuracy, score_metrics, tpr_at_fpr
+from tempered.privacy.thresholds import best_threshold, fit_class_thresholds, predict_members
+
+
+def test_modified_entropy_by_hand():
+    p = torch.tensor([[0.7, 0.2, 0.1]], dtype=torch.float64)
+    logits = torch.log(p)
+    mentr = -0.3 * math.log(0.7) - (0.2 * math.log(0.8) + 0.1 * math.log(0.9))
+    assert scores.modified_entropy(logits, torch.tensor([0])).item() == pytest.approx(-mentr)
+    # Confidently wrong: entropy calls it a member, modified entropy does not.
+    wrong = torch.log(torch.tensor([[0.01, 0.98, 0.01]], dtype=torch.float64))
+    assert scores.modified_entropy(wrong, torch.tensor([0])) < scores.modified_entropy(logits, torch.tensor([0]))
+    assert scores.entropy(wrong, torch.tensor([0])) > scores.entropy(logits, torch.tensor([0]))
+
+
+def test_loss_and_confidence_agree_with_their_definitions():
+    logits = torch.randn(50, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    labels = torch.arange(50) % 10
+    p_y = torch.softmax(logits, 1)[torch.arange(50), labels]
+    assert torch.allclose(scores.confidence(logits, labels), p_y)
+    assert torch.allclose(scores.loss(logits, labels), torch.log(p_y))
+
+
+def test_temperature_scaling_cannot_move_the_correctness_attack():
+    logits = torch.randn(200, 10, generator=torch.Generator().manual_seed(1)) * 3
+    labels = torch.randint(0, 10, (200,), generator=torch.Generator().manual_seed(2))
+    for t in (0.1, 1.7, 50.0):
+        assert torch.equal(scores.correctness(logits / t, labels), scores.correctness(logits, labels))
+    assert not torch.allclose(scores.confidence(logits / 1.7, labels), scores.confidence(logits, labels))
+
+
+def test_advantage_and_tpr_at_fpr_agree_with_scikit_learn():
+    rng = np.random.default_rng(0)
+    members, nonmembers = rng.normal(0.5, 1, 300), rng.normal(0, 1, 400)
+    y = np.r_[np.ones(300), np.zeros(400)]
+    fpr, tpr, _ = roc_curve(y, np.r_[members, nonmembers], drop_intermediate=False)
+    assert advantage(members, nonmembers) == pytest.approx(np.max(tpr - fpr))
+    for level in (0.001, 0.01, 0.1):
+        assert tpr_at_fpr(members, nonmembers, level) == pytest.approx(tpr[fpr <= level].max())
+
+
+def test_tpr_at_fpr_by_hand():
+    members, nonmembers = [0.9, 0.8, 0.3], [0.85, 0.2, 0.1, 0.05]
+    assert tpr_at_fpr(members, nonmembers, 0.0) == pytest.approx(1 / 3)   # t = 0.9
+    assert tpr_at_fpr(members, nonmembers, 0.2) == pytest.approx(1 / 3)   # t = 0.8 costs FPR 1/4
+    assert tpr_at_fpr(members, nonmembers, 0.25) == pytest.approx(1.0)   # t = 0.3: all members, one non-member
+    assert decision_accuracy([True, True, False], [False, True, False, False]) == pytest.approx(0.5 * (2 / 3 + 3 / 4))
+
+
+def test_score_metrics_carry_bootstrap_intervals():
+    rng = np.random.default_rng(1)
+    out = score_metrics(rng.normal(1, 1, 200), rng.normal(0, 1, 200), n_boot=50, level=0.95, seed=0)
+    assert out["auroc_low"] <= out["auroc"] <= out["auroc_high"]
+    assert set(out) >= {"advantage", "tpr_at_0.001_fpr", "tpr_at_0.01_fpr_high"}
+
+
+def test_threshold_fitting_recovers_a_known_threshold():
+    rng = np.random.default_rng(2)
+    labels_m, labels_n = rng.integers(0, 2, 2000), rng.integers(0, 2, 2000)
+    cut = np.array([0.3, 0.7])  # class 0 separates at 0.3, class 1 at 0.7
+    members = cut[labels_m] + rng.uniform(0, 0.3, 2000)
+    nonmembers = cut[labels_n] - rng.uniform(0, 0.3, 2000)
+    fitted = fit_class_thresholds(members, labels_m, nonmembers, labels_n, n_classes=2)
+    assert fitted == pytest.approx(cut, abs=0.01)
+    assert predict_members(members, labels_m, fitted).all() and not predict_members(nonmembers, labels_n, fitted).any()
+    assert best_threshold([1.0], [0.0]) == 1.0
+
+
+def test_logit_confidence_matches_its_definition_and_stays_finite():
+    logits = torch.tensor([[2.0, 0.5, -1.0], [100.0, 0.0, 0.0]], dtype=torch.float64)
+    labels = torch.tensor([0, 0])
+    phi = lira.logit_confidence(logits, labels)
+    p = torch.softmax(logits[0], 0)[0].item()
+    assert phi[0].item() == pytest.approx(math.log(p / (1 - p)))
+    assert phi[1].item() == pytest.approx(100.0 - math.log(2.0))
+
+
+def test_likelihood_ratio_scores_match_the_closed_form():
+    # Three shadows per side with known per-sample mean and sample standard deviation 1.
+    mu_out, mu_in = np.array([0.0, 2.0]), np.array([3.0, 4.0])
+    spread = np.array([[-1.0], [0.0], [1.0]])
+    out_phis, in_phis = mu_out + spread, mu_in + spread
+    x = np.array([1.5, 2.5])
+    assert lira.offline_scores(x, out_phis, global_variance=False) == pytest.approx(x - mu_out)
+    expected = -0.5 * (x - mu_in) ** 2 + 0.5 * (x - mu_out) ** 2
+    assert lira.online_scores(x, in_phis, out_phis, global_variance=False) == pytest.approx(expected)
+
+
+def _train_mlp(x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(),
+                                torch.nn.Linear(256, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model.eval()
+
+
+def test_a_memorising_model_is_caught_and_an_unrelated_one_is_not(mnist_arrays):
+    x = torch.tensor(mnist_arrays["x_train"][:400], dtype=torch.float32) / 255.0
+    y = torch.tensor(mnist_arrays["y_train"][:400], dtype=torch.int64)
+    x_test = torch.tensor(mnist_arrays["x_test"][:200], dtype=torch.float32) / 255.0
+    y_test = torch.tensor(mnist_arrays["y_test"][:200], dtype=torch.int64)
+    members, members_y = x[:200], y[:200]
+    memorising = _train_mlp(members, members_y, epochs=300, seed=0)
+    unrelated = _train_mlp(x[200:], y[200:], epochs=300, seed=0)
+    with torch.no_grad():
+        for name in ("loss", "confidence", "modified_entropy"):
+            score = scores.METRIC_SCORES[name]
+            caught = auroc(score(memorising(members), members_y).numpy(), score(memorising(x_test), y_test).numpy())
+            blind = auroc(score(unrelated(members), members_y).numpy(), score(unrelated(x_test), y_test).numpy())
+            assert caught > 0.8, (name, caught)
+            assert 0.35 < blind < 0.65, (name, blind)

@@ -18,7 +18,7 @@ from tempered.cli import main
 from tempered.config import REPO_ROOT, ConfigError, load_config
 from tempered.data.split import make_split
 from tempered.models import build_model
-from tempered.steps.szegedy import szegedy_groups
+from tempered.szegedy_groups import szegedy_groups
 from tempered.training import train_classifier
 
 TINY = {"epochs": 4, "limit_train": 1000, "batch_size": 32}

@@ -15,11 +15,13 @@ import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-import torch
+
+if TYPE_CHECKING:  # imported where used: the Snakefile imports this module, and torch alone takes seconds
+    import pandas as pd
+    import torch
 
 
 def _current_umask() -> int:
@@ -120,6 +122,8 @@ def write_table(path: Path | str, frame: pd.DataFrame) -> None:
 
 def write_checkpoint(path: Path | str, state_dict: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
     """Save tensors plus JSON-able metadata (architecture, provenance); loadable with weights_only=True."""
+    import torch
+
     buffer = io.BytesIO()
     payload = {"state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, "meta": json.dumps(meta)}
     torch.save(payload, buffer)
@@ -128,6 +132,8 @@ def write_checkpoint(path: Path | str, state_dict: Mapping[str, torch.Tensor], m
 
 def read_checkpoint(path: Path | str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Load a checkpoint written by write_checkpoint; refuses pickled code (weights_only=True)."""
+    import torch
+
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -1,5 +1,5 @@
 # The reproduction report: every claim of workflow/claims.yaml beside our measurement, verdicts computed.
-from tempered.steps.report import report_inputs
+from tempered.report_inputs import report_inputs
 
 
 rule report:

@@ -1,7 +1,7 @@
 # Szegedy et al. 2014 ("Intriguing properties of neural networks") section 4: the models train and evaluate through
 # train_model / evaluate_model (config 'models'); here, their training-set error (reported, never tuned on), one
 # saved L-BFGS adversarial set per (model, seed), the transfer of every set to every model, figures and tables.
-from tempered.steps.szegedy import attacked_szegedy_models, szegedy_groups
+from tempered.szegedy_groups import attacked_szegedy_models, szegedy_groups
 
 SZEGEDY_GROUPS = szegedy_groups(config)  # raises ConfigError naming the key when a table names a wrong model
 SZEGEDY_ATTACKED = attacked_szegedy_models(config)

@@ -1,0 +1,40 @@
+"""Which models make up each of Szegedy et al.'s tables, checked against the config. Config only (no torch):
+the Snakefile imports it, and `snakemake -n` should not pay for importing torch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tempered.config import ConfigError
+
+# Table groups and the training sets their models must use (Table 1-2: all 60k; Tables 3-4: one half each).
+GROUP_TRAIN_SETS = {"cross_model": ("full",), "cross_training_set": ("p1", "p2"), "adversarial_training": ("full",)}
+TRANSFER_GROUPS = ("cross_model", "cross_training_set")
+
+
+def szegedy_groups(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The model names of each table group, checked against 'models'; raises ConfigError naming the key."""
+    cfg = config["szegedy"]
+    groups = {}
+    for group, train_sets in GROUP_TRAIN_SETS.items():
+        for name in cfg[group]:
+            if name not in config["models"]:
+                raise ConfigError(f"szegedy.{group}: {name!r} is not a model under 'models' "
+                                  f"({', '.join(sorted(config['models']))})")
+            if not config["models"][name].get("enabled", True):
+                raise ConfigError(f"szegedy.{group}: models.{name} is disabled (enabled: false)")
+            if group in TRANSFER_GROUPS and name not in cfg["paper_labels"]:
+                raise ConfigError(f"szegedy.paper_labels: no label for {name!r} (listed in szegedy.{group})")
+            actual = config["models"][name]["train_set"]
+            if actual not in train_sets:
+                raise ConfigError(f"szegedy.{group}: models.{name}.train_set must be one of {list(train_sets)}, "
+                                  f"got {actual!r}")
+        groups[group] = list(cfg[group])
+    return groups
+
+
+def attacked_szegedy_models(config: Mapping[str, Any]) -> list[str]:
+    """Every model whose adversarial set a transfer table needs (Tables 1-4), in table order."""
+    groups = szegedy_groups(config)
+    return list(dict.fromkeys(m for g in TRANSFER_GROUPS for m in groups[g]))

@@ -128,3 +128,27 @@ def test_a_memorising_model_is_caught_and_an_unrelated_one_is_not(mnist_arrays):
             blind = auroc(score(unrelated(members), members_y).numpy(), score(unrelated(x_test), y_test).numpy())
             assert caught > 0.8, (name, caught)
             assert 0.35 < blind < 0.65, (name, blind)
+
+
+def test_membership_roles_are_disjoint_balanced_and_seeded():
+    from tempered.data.split import make_split
+    from tempered.privacy.roles import membership_roles
+
+    split = make_split(validation_size=5000, seed=0)
+    roles = membership_roles(split, [1000, None], n_eval=2000, n_shadows=3, seed=0)
+    p1, p2 = set(split["p1"]), set(split["p2"])
+    for tag, size in (("1000", 1000), ("all", 30000)):
+        target, members = set(roles[f"target_{tag}"]), set(roles[f"members_{tag}"])
+        assert len(target) == size and target <= p1 and members <= target
+        assert len(roles[f"nonmembers_{tag}"]) == len(members) == min(2000, size)
+        assert not set(roles[f"nonmembers_{tag}"]) & set(roles["calibration"])  # both index the test set
+    for k in range(3):
+        shadow_in, shadow_out = set(roles[f"shadow_{k}_in"]), set(roles[f"shadow_{k}_out"])
+        assert shadow_in | shadow_out == p2 and not shadow_in & shadow_out and not shadow_in & p1
+    assert not np.array_equal(roles["shadow_0_in"], roles["shadow_1_in"])
+    again = membership_roles(split, [1000, None], n_eval=2000, n_shadows=3, seed=0)
+    assert all(np.array_equal(roles[k], again[k]) for k in roles)
+    with pytest.raises(ValueError, match="train_sizes: 40000"):
+        membership_roles(split, [40000], n_eval=100, n_shadows=1, seed=0)
+    with pytest.raises(ValueError, match="n_eval 6000"):
+        membership_roles(split, [100], n_eval=6000, n_shadows=1, seed=0)

@@ -152,3 +152,31 @@ def test_membership_roles_are_disjoint_balanced_and_seeded():
         membership_roles(split, [40000], n_eval=100, n_shadows=1, seed=0)
     with pytest.raises(ValueError, match="n_eval 6000"):
         membership_roles(split, [100], n_eval=6000, n_shadows=1, seed=0)
+
+
+def test_every_attack_catches_a_memorising_target_with_shadow_thresholds(mnist_arrays):
+    from tempered.privacy.evaluation import Bootstrap, Logits, attack_target
+
+    x = torch.tensor(mnist_arrays["x_train"][:1000], dtype=torch.float32) / 255.0
+    y = torch.tensor(mnist_arrays["y_train"][:1000], dtype=torch.int64)
+    x_test = torch.tensor(mnist_arrays["x_test"][:200], dtype=torch.float32) / 255.0
+    y_test = torch.tensor(mnist_arrays["y_test"][:200], dtype=torch.int64)
+    members, shadow_data = (x[:200], y[:200]), (x[200:], y[200:])
+    target = _train_mlp(*members, epochs=300, seed=0)
+    unrelated = _train_mlp(x[800:], y[800:], epochs=300, seed=0)  # never saw the members
+    shadows = [_train_mlp(shadow_data[0][200 * k:200 * (k + 1)], shadow_data[1][200 * k:200 * (k + 1)],
+                          epochs=300, seed=k + 1) for k in range(3)]
+    boot = Bootstrap(n_boot=20, level=0.95, seed=0)
+    with torch.no_grad():
+        shadow_in = Logits(shadows[0](shadow_data[0][:200]), shadow_data[1][:200])
+        shadow_out = Logits(shadows[0](shadow_data[0][200:400]), shadow_data[1][200:400])  # shadow 0 never saw these
+        on_members = [s(members[0]) for s in shadows]
+        on_nonmembers = [s(x_test) for s in shadows]
+        results, table = attack_target(Logits(target(members[0]), members[1]), Logits(target(x_test), y_test),
+                                       shadow_in, shadow_out, on_members, on_nonmembers, boot)
+        blind, _ = attack_target(Logits(unrelated(members[0]), members[1]), Logits(unrelated(x_test), y_test),
+                                 shadow_in, shadow_out, on_members, on_nonmembers, boot)
+    assert len(table) == 400 and table["member"].sum() == 200
+    assert results["loss"]["accuracy"] > 0.65 and results["confidence"]["accuracy"] > 0.65
+    assert results["lira_offline"]["auroc"] > 0.8
+    assert 0.35 < blind["lira_offline"]["auroc"] < 0.65 and blind["loss"]["accuracy"] < 0.6

@@ -24,7 +24,8 @@ def test_report_has_a_verdict_for_every_claim(snakemake_run):
     assert list(table["id"]) == [c["id"] for c in claims]
     assert set(table["verdict"]) <= set(VERDICTS)
     measured = table[table["verdict"] != "not run at this preset"]
-    assert len(measured) > 10 and measured["ours"].notna().all()
+    # A value claim has our value; an ordering claim has our series over the temperature grid instead.
+    assert len(measured) > 10 and (measured["ours"].notna() | measured["series"].notna()).all()
     counts = json.loads((snakemake_run / paths.REPORT_METRICS).read_text())["verdicts"]
     assert sum(counts.values()) == len(claims)
 

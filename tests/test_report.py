@@ -47,7 +47,7 @@ def test_two_builds_differ_only_in_the_timestamp_line(snakemake_run, tmp_path):
     for out in outputs:
         run([sys.executable, "-m", "tempered", "report", "--config", "config.yaml", "--config", SMOKE,
              "--markdown", str(out / "REPORT.md"), "--table", str(out / "claims.csv"),
-             "--metrics", str(out / "report.json"), "--figure", str(out / "s.png"), "--figure-pdf", str(out / "s.pdf")],
+             "--metrics", str(out / "report.json"), "--figure", str(out / "s.png")],
             snakemake_run)
     texts = [(out / "REPORT.md").read_text().splitlines() for out in outputs]
     stamp = [i for i, line in enumerate(texts[0]) if line.startswith(TIMESTAMP_PREFIX)]

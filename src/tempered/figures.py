@@ -23,9 +23,21 @@ def apply_style() -> None:
     sns.set_theme(style="whitegrid", palette="colorblind")
 
 
+# PDF metadata without a date or producer version, for the same reason.
+PDF_METADATA = {"CreationDate": None, "Producer": None}
+
+
+def pdf_path(png: Path | str) -> Path:
+    """Where a figure's PDF goes: beside its PNG (rules declare it with the same pattern, .pdf)."""
+    return Path(png).with_suffix(".pdf")
+
+
 def save_figure(fig: plt.Figure, path: Path | str) -> None:
+    """The figure as PNG at `path` and as PDF beside it (pdf_path), both byte-stable across reruns."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight", metadata=PNG_METADATA)
+    with atomic_path(pdf_path(path)) as tmp:
+        fig.savefig(tmp, format="pdf", bbox_inches="tight", metadata=PDF_METADATA)
     plt.close(fig)
 
 

@@ -79,7 +79,6 @@ REPORT_MARKDOWN = f"{RESULTS}/REPORT.md"
 CLAIMS_TABLE = f"{RESULTS}/tables/claims.csv"
 REPORT_METRICS = f"{RESULTS}/metrics/report.json"
 TEMPERATURE_SUMMARY = f"{RESULTS}/figures/summary/temperature_across_pipeline.png"
-TEMPERATURE_SUMMARY_PDF = f"{RESULTS}/figures/summary/temperature_across_pipeline.pdf"
 
 
 def log(rule: str, key: str = "") -> str:

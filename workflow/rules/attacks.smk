@@ -78,6 +78,11 @@ rule distillation_report:
                          caption="../report/distillation_gradients.rst", category="Defensive distillation"),
         examples=report(paths.DISTILLATION_FIGURES["examples"], caption="../report/distillation_examples.rst",
                         category="Defensive distillation"),
+        success_pdf=pdf(paths.DISTILLATION_FIGURES["success"]),
+        robustness_pdf=pdf(paths.DISTILLATION_FIGURES["robustness"]),
+        accuracy_pdf=pdf(paths.DISTILLATION_FIGURES["accuracy"]),
+        gradients_pdf=pdf(paths.DISTILLATION_FIGURES["gradients"]),
+        examples_pdf=pdf(paths.DISTILLATION_FIGURES["examples"]),
     params:
         config=CONFIG_ARGS,
         settings=config_slice(config, "distillation-report"),

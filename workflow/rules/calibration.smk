@@ -15,6 +15,7 @@ rule calibrate_model:
             subcategory="Reliability diagrams",
             labels={"model": "{model}", "seed": "{seed}"},
         ),
+        figure_pdf=pdf(paths.RELIABILITY_DIAGRAM),
     params:
         config=CONFIG_ARGS,
         settings=lambda wc: config_slice(config, "calibrate", model=wc.model),
@@ -44,6 +45,7 @@ rule calibration_report:
             category="Calibration",
             subcategory="Across models",
         ),
+        figure_pdf=pdf(paths.FITTED_VS_DISTILLATION_T),
     params:
         config=CONFIG_ARGS,
     log:

@@ -23,6 +23,11 @@ def _config_files():
     return main + [f for f in files if f != "config.yaml"]
 
 
+def pdf(png_pattern):
+    """Every figure is also saved as PDF beside its PNG (tempered.figures.save_figure)."""
+    return png_pattern.removesuffix(".png") + ".pdf"
+
+
 CONFIG_ARGS = " ".join(f"--config {f}" for f in _config_files())
 MODELS = all_model_names(config)
 TEACHERS = distilled_names(config, "teacher")

@@ -11,6 +11,7 @@ rule plot_training_curve:
             category="Training",
             labels={"model": "{model}"},
         ),
+        figure_pdf=pdf(paths.TRAINING_CURVE),
     params:
         config=CONFIG_ARGS,
     log:

@@ -41,6 +41,7 @@ rule detect_ood:
             subcategory="ROC curves",
             labels={"model": "{model}", "seed": "{seed}"},
         ),
+        roc_pdf=pdf(paths.OOD_ROC),
         histograms=report(
             paths.OOD_HISTOGRAMS,
             caption="../report/ood_scores.rst",
@@ -48,6 +49,7 @@ rule detect_ood:
             subcategory="Score histograms",
             labels={"model": "{model}", "seed": "{seed}"},
         ),
+        histograms_pdf=pdf(paths.OOD_HISTOGRAMS),
     wildcard_constraints:
         model="|".join(OOD_MODELS),
     params:
@@ -83,6 +85,7 @@ rule ood_report:
             category="OOD detection",
             subcategory="Across models",
         ),
+        figure_pdf=pdf(paths.OOD_AUROC_VS_T),
     params:
         config=CONFIG_ARGS,
     log:

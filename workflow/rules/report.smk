@@ -16,7 +16,7 @@ rule report:
             caption="../report/temperature_summary.rst",
             category="Summary",
         ),
-        figure_pdf=paths.TEMPERATURE_SUMMARY_PDF,
+        figure_pdf=pdf(paths.TEMPERATURE_SUMMARY),
     params:
         config=CONFIG_ARGS,
         settings=config_slice(config, "report"),
@@ -27,5 +27,4 @@ rule report:
         "../envs/tempered.yaml"
     shell:
         "python -m tempered report {params.config} --claims {input.claims} --markdown {output.markdown} "
-        "--table {output.table} --metrics {output.metrics} --figure {output.figure} "
-        "--figure-pdf {output.figure_pdf} --log {log}"
+        "--table {output.table} --metrics {output.metrics} --figure {output.figure} --log {log}"

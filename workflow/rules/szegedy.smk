@@ -98,6 +98,7 @@ rule plot_lbfgs_examples:
             subcategory="Examples",
             labels={"model": "{model}", "seed": "{seed}"},
         ),
+        figure_pdf=pdf(paths.SZEGEDY_EXAMPLES),
     wildcard_constraints:
         model="|".join(SZEGEDY_ATTACKED),
     params:
@@ -129,6 +130,7 @@ rule szegedy_report:
             category="Minimal adversarial examples",
             subcategory="Transfer",
         ),
+        heatmap_pdf=pdf(paths.SZEGEDY_TRANSFER_HEATMAP),
     params:
         config=CONFIG_ARGS,
         settings=config_slice(config, "szegedy-report"),

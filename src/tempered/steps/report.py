@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from tempered import paths
-from tempered.artifacts import atomic_path, read_json, sha256_file, write_bytes, write_metrics, write_table
+from tempered.artifacts import read_json, sha256_file, write_bytes, write_metrics, write_table
 from tempered.claims import evaluate_all, load_claims
 from tempered.config import config_hash, load_config, read_yaml
 from tempered.provenance import code_version
@@ -75,8 +75,8 @@ def _claims_frame(outcomes) -> pd.DataFrame:
 
 
 def report_step(config_files: Sequence[str], claims_path: Path, root: Path, markdown_path: Path,
-                table_path: Path, metrics_path: Path, figure_path: Path, figure_pdf_path: Path) -> None:
-    from tempered.figures import plt, save_figure
+                table_path: Path, metrics_path: Path, figure_path: Path) -> None:
+    from tempered.figures import save_figure
     from tempered.figures_summary import temperature_summary, temperature_table
 
     config = load_config(config_files)
@@ -90,11 +90,7 @@ def report_step(config_files: Sequence[str], claims_path: Path, root: Path, mark
                                  "claims": {o.claim["id"]: {"ours": None if o.ours is None else o.ours.value,
                                                             "verdict": o.verdict} for o in outcomes}})
 
-    fig = temperature_summary(temperature_table(config, root))
-    with atomic_path(figure_pdf_path) as tmp:
-        fig.savefig(tmp, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
-    save_figure(fig, figure_path)
-    plt.close("all")
+    save_figure(temperature_summary(temperature_table(config, root)), figure_path)  # PNG and PDF
 
     report_dir = markdown_path.resolve().parent
     rel = lambda p: Path(os.path.relpath(Path(p).resolve(), report_dir)).as_posix()  # noqa: E731 (links relative to the report)
@@ -113,11 +109,10 @@ def report_step(config_files: Sequence[str], claims_path: Path, root: Path, mark
 def register(add_step) -> None:
     """This stage's CLI step: report (every claim, its verdict, the summary figure)."""
     p = add_step("report", lambda a: report_step(a.config, Path(a.claims), Path("."), Path(a.markdown),
-                                                 Path(a.table), Path(a.metrics), Path(a.figure), Path(a.figure_pdf)),
+                                                 Path(a.table), Path(a.metrics), Path(a.figure)),
                  "every published claim beside our measurement, with computed verdicts: REPORT.md")
     p.add_argument("--claims", default=paths.CLAIMS)
     p.add_argument("--markdown", required=True)
     p.add_argument("--table", required=True, help="CSV: one row per claim with our value and the verdict")
     p.add_argument("--metrics", required=True, help="JSON (DVC metrics): verdict counts and each claim's value")
-    p.add_argument("--figure", required=True, help="PNG: temperature across the pipeline")
-    p.add_argument("--figure-pdf", required=True, help="PDF of the same figure")
+    p.add_argument("--figure", required=True, help="PNG: temperature across the pipeline (the PDF goes beside it)")

@@ -26,6 +26,8 @@ from tempered.step_params import STEP_CONFIG_KEYS
 log = logging.getLogger(__name__)
 
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "seaborn", "matplotlib", "snakemake", "dvc")
+
+
 def _versions() -> str:
     found = []
     for name in PACKAGES:
@@ -93,7 +95,11 @@ def report_step(config_files: Sequence[str], claims_path: Path, root: Path, mark
     save_figure(temperature_summary(temperature_table(config, root)), figure_path)  # PNG and PDF
 
     report_dir = markdown_path.resolve().parent
-    rel = lambda p: Path(os.path.relpath(Path(p).resolve(), report_dir)).as_posix()  # noqa: E731 (links relative to the report)
+
+    def rel(path: Path | str) -> str:
+        """Figure links relative to the report, so the results folder can move as a whole."""
+        return Path(os.path.relpath(Path(path).resolve(), report_dir)).as_posix()
+
     figures = {group: [rel(f) for f in files] for group, files in report_figures(config).items()}
     defaults = load_config(config_files[:1])  # config.yaml, whose defaults follow the papers
     sections = STEP_CONFIG_KEYS["report"]

@@ -138,18 +138,18 @@ def unmet_requirements(claim: Mapping[str, Any], config: Mapping[str, Any]) -> s
     does not train, an attack it does not run, or a config list that leaves the claim's model out."""
     if "requires_stage" in claim:
         return str(claim["requires_stage"])
+    attacks = [m.attack for m in _metrics_of(claim) if m.attack]
+    missing_attacks = [a for a in dict.fromkeys(attacks) if a not in config["attacks"]["enabled"]]
+    if missing_attacks:
+        return f"attack(s) {missing_attacks} not enabled"
     trained = set(all_model_names(config))
-    models = [m.model for m in _metrics_of(claim) if m.model] + list(claim.get("requires_models", []))
     if claim["rule"]["kind"] in ("decreasing", "increasing"):
         present = [m for m in claim["models"] if m in trained]
         return "" if len(present) >= 2 else f"fewer than two of {claim['models']} are trained"
+    models = [m.model for m in _metrics_of(claim) if m.model] + list(claim.get("requires_models", []))
     absent = [m for m in dict.fromkeys(models) if m not in trained]
     if absent:
         return f"model(s) {absent} not trained at this preset"
-    attacks = [m.attack for m in _metrics_of(claim) if m.attack]
-    missing_attacks = [a for a in attacks if a not in config["attacks"]["enabled"]]
-    if missing_attacks:
-        return f"attack(s) {missing_attacks} not enabled"
     for dotted, wanted in claim.get("requires_config", {}).items():
         value: Any = config
         for part in dotted.split("."):

@@ -113,8 +113,8 @@ def test_a_claim_on_an_untrained_model_is_not_run(repo_config, tmp_path):
 
 def test_a_claim_on_a_disabled_attack_is_not_run_even_as_an_ordering(repo_config):
     claim = {"id": "x", "paper": "p", "where": "w", "quantity": "q", "published": [0.9, 0.1],
-             "source": "ATTACK_METRICS", "attack": "jsma", "key": "success_rate", "models": ["student_T1", "student_T100"],
-             "rule": {"kind": "decreasing"}}
+             "source": "ATTACK_METRICS", "attack": "jsma", "key": "success_rate",
+             "models": ["student_T1", "student_T100"], "rule": {"kind": "decreasing"}}
     assert unmet_requirements(claim, repo_config) == ""
     no_jsma = {**repo_config, "attacks": {**repo_config["attacks"], "enabled": ["fgsm"]}}
     assert "jsma" in unmet_requirements(claim, no_jsma)

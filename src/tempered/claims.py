@@ -175,11 +175,15 @@ def metric_files(claims: Sequence[Mapping[str, Any]], config: Mapping[str, Any])
     return sorted(files)
 
 
+class MissingKey(ArtifactError):
+    """A metrics file exists but does not hold the key a claim (or a figure) reads."""
+
+
 def _lookup(record: Mapping[str, Any], key: str, file: str) -> Any:
     value: Any = record
     for part in key.split("/"):
         if not isinstance(value, Mapping) or part not in value:
-            raise ArtifactError(f"{file}: no key {key!r} (missing at {part!r}); the claim names a metric that "
+            raise MissingKey(f"{file}: no key {key!r} (missing at {part!r}); the claim names a metric that "
                                 f"this file does not hold")
         value = value[part]
     return value

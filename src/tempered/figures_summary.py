@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from tempered import paths, reference
-from tempered.artifacts import read_json
-from tempered.config import temperature_tag
+from tempered import reference
+from tempered.claims import Metric, MissingKey, Unavailable, measure
+from tempered.config import distilled_names
 from tempered.figures import apply_style, plt
 
 PANELS = ("test accuracy", "ECE (15 bins)", "JSMA success rate", "C&W mean L2", "OOD AUROC (Fashion-MNIST)",
@@ -24,19 +24,15 @@ PUBLISHED = {
 }
 
 
-def _mean_over_seeds(pattern: str, key: str, seeds: Sequence[int], root: Path, **fill: str) -> float | None:
-    values = []
-    for seed in seeds:
-        path = root / pattern.format(seed=seed, **fill)
-        if not path.exists():
-            return None
-        value: Any = read_json(path)
-        for part in key.split("/"):
-            if not isinstance(value, Mapping) or part not in value:
-                return None
-            value = value[part]
-        values.append(float(value))
-    return sum(values) / len(values)
+def _mean_over_seeds(source: str, key: str, seeds: Sequence[int], root: Path, **fill: str) -> float | None:
+    """The claims' own measurement (mean over seeds); None where this preset wrote no such file or key."""
+    metric = Metric(source, key, **fill)
+    if not all((root / f).exists() for f in metric.files(seeds)):
+        return None
+    try:
+        return measure(metric, seeds, root).value
+    except (MissingKey, Unavailable):
+        return None
 
 
 def temperature_table(config: Mapping[str, Any], root: Path) -> pd.DataFrame:
@@ -47,28 +43,27 @@ def temperature_table(config: Mapping[str, Any], root: Path) -> pd.DataFrame:
         if temperature is not None and value is not None:
             rows.append({"panel": panel, "series": series, "temperature": float(temperature), "value": value})
 
-    for t in config["distillation"]["temperatures"]:
-        student = f"student_T{temperature_tag(t)}"
+    for t, student in zip(config["distillation"]["temperatures"], distilled_names(config, "student"), strict=True):
         add("test accuracy", "student at distillation T", t,
-            _mean_over_seeds(paths.EVAL_METRICS, "test/accuracy", seeds, root, model=student))
+            _mean_over_seeds("EVAL_METRICS", "test/accuracy", seeds, root, model=student))
         add("ECE (15 bins)", "before temperature scaling", t,
-            _mean_over_seeds(paths.CALIBRATION_METRICS, "before/ece", seeds, root, model=student))
+            _mean_over_seeds("CALIBRATION_METRICS", "before/ece", seeds, root, model=student))
         add("ECE (15 bins)", "after temperature scaling", t,
-            _mean_over_seeds(paths.CALIBRATION_METRICS, "after/ece", seeds, root, model=student))
+            _mean_over_seeds("CALIBRATION_METRICS", "after/ece", seeds, root, model=student))
         add("ECE (15 bins)", "fitted scaling T of the student (x)",
-            _mean_over_seeds(paths.CALIBRATION_METRICS, "fitted_temperature", seeds, root, model=student),
-            _mean_over_seeds(paths.CALIBRATION_METRICS, "after/ece", seeds, root, model=student))
+            _mean_over_seeds("CALIBRATION_METRICS", "fitted_temperature", seeds, root, model=student),
+            _mean_over_seeds("CALIBRATION_METRICS", "after/ece", seeds, root, model=student))
         for attack, panel, key in (("jsma", "JSMA success rate", "success_rate"),
                                    ("cw_l2", "C&W mean L2", "distortion_mean")):
             if attack in config["attacks"]["enabled"]:
                 add(panel, "student at distillation T", t,
-                    _mean_over_seeds(paths.ATTACK_METRICS, key, seeds, root, attack=attack, model=student))
+                    _mean_over_seeds("ATTACK_METRICS", key, seeds, root, attack=attack, model=student))
         add("OOD AUROC (Fashion-MNIST)", "MSP, student at distillation T", t,
-            _mean_over_seeds(paths.OOD_METRICS, "ood/fashion_mnist/msp/auroc", seeds, root, model=student))
+            _mean_over_seeds("OOD_METRICS", "ood/fashion_mnist/msp/auroc", seeds, root, model=student))
     base = config["distillation"]["base_model"]
     add("OOD AUROC (Fashion-MNIST)", "ODIN on the base model, at its tuned T (x)",
-        _mean_over_seeds(paths.OOD_METRICS, "ood/fashion_mnist/odin/temperature", seeds, root, model=base),
-        _mean_over_seeds(paths.OOD_METRICS, "ood/fashion_mnist/odin/auroc", seeds, root, model=base))
+        _mean_over_seeds("OOD_METRICS", "ood/fashion_mnist/odin/temperature", seeds, root, model=base),
+        _mean_over_seeds("OOD_METRICS", "ood/fashion_mnist/odin/auroc", seeds, root, model=base))
     for panel, points in PUBLISHED.items():
         for t, value in points:
             add(panel, "published", t, value)

@@ -3,19 +3,19 @@ here, so they cannot drift from what the step opens. Config and paths only (no t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tempered import paths
-from tempered.claims import load_claims, metric_files
-from tempered.config import attacked_models
+from tempered.claims import metric_files
+from tempered.config import distilled_names
 from tempered.ood.protocol import ood_model_names
 
 DATA_MANIFESTS = {name: paths.DATASET_MANIFEST.format(dataset=name) for name in ("mnist", "fashion_mnist")}
 
 
 def _hottest_student(config: Mapping[str, Any]) -> str | None:
-    students = attacked_models(config)[1:]
+    students = distilled_names(config, "student")
     return students[-1] if students else None
 
 
@@ -40,7 +40,7 @@ def summary_metric_files(config: Mapping[str, Any]) -> list[str]:
     """The per-student metrics the summary figure reads."""
     files = []
     for seed in config["seeds"]:
-        for student in attacked_models(config)[1:]:
+        for student in distilled_names(config, "student"):
             files += [paths.EVAL_METRICS.format(model=student, seed=seed),
                       paths.CALIBRATION_METRICS.format(model=student, seed=seed)]
             files += [paths.ATTACK_METRICS.format(attack=a, model=student, seed=seed)
@@ -53,8 +53,8 @@ def summary_metric_files(config: Mapping[str, Any]) -> list[str]:
     return files
 
 
-def report_inputs(config: Mapping[str, Any], claims_path: str = paths.CLAIMS) -> list[str]:
+def report_inputs(config: Mapping[str, Any], claims: Sequence[Mapping[str, Any]]) -> list[str]:
     """Everything the report reads: the rule's inputs (and DVC's deps) come from here, so they cannot drift."""
-    files = metric_files(load_claims(claims_path), config) + summary_metric_files(config)
+    files = metric_files(claims, config) + summary_metric_files(config)
     files += [f for group in report_figures(config).values() for f in group]
     return sorted(set(files) | set(DATA_MANIFESTS.values()) | {paths.SPLIT_INDEXES})

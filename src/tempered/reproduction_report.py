@@ -35,7 +35,7 @@ FIXED_DEVIATIONS = (
 )
 
 
-def _pct(x: float | None) -> str:
+def _number(x: float | None) -> str:
     return "—" if x is None else f"{x:.4g}"
 
 
@@ -57,9 +57,9 @@ def _published(claim: Mapping[str, Any]) -> str:
     value = claim["published"]
     if isinstance(value, list):
         return ", ".join("·" if v is None else f"{v:.3g}" for v in value)
-    text = _pct(value)
+    text = _number(value)
     if "versus" in claim and claim["versus"].get("published") is not None:
-        text += f" (vs {_pct(claim['versus']['published'])})"
+        text += f" (vs {_number(claim['versus']['published'])})"
     return text
 
 

@@ -1,11 +1,12 @@
 # The reproduction report: every claim of workflow/claims.yaml beside our measurement, verdicts computed.
+from tempered.claims import load_claims
 from tempered.report_inputs import report_inputs
 
 
 rule report:
     input:
         claims=paths.CLAIMS,
-        metrics=report_inputs(config),
+        metrics=report_inputs(config, load_claims(paths.CLAIMS)),
         tables=[paths.SZEGEDY_MARKDOWN, paths.DISTILLATION_MARKDOWN, paths.CALIBRATION_MARKDOWN, paths.OOD_MARKDOWN],
     output:
         markdown=paths.REPORT_MARKDOWN,

@@ -105,7 +105,7 @@ def report_step(config_files: Sequence[str], claims_path: Path, root: Path, mark
     sections = STEP_CONFIG_KEYS["report"]
     deviations = preset_deviations({k: defaults[k] for k in sections}, {k: config[k] for k in sections})
     deviations += list(FIXED_DEVIATIONS)
-    run = run_description(config_files, config, root, report_inputs(config, str(claims_path)))
+    run = run_description(config_files, config, root, report_inputs(config, claims))
     timestamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = render(outcomes, papers, run, deviations, figures, rel(figure_path), timestamp)
     write_bytes(markdown_path, text.encode())

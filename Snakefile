@@ -15,6 +15,7 @@ include: "workflow/rules/attacks.smk"
 include: "workflow/rules/calibration.smk"
 include: "workflow/rules/ood.smk"
 include: "workflow/rules/szegedy.smk"
+include: "workflow/rules/membership.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 

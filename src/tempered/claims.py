@@ -26,7 +26,7 @@ VERDICTS = (REPRODUCED, DIRECTION_ONLY, NOT_REPRODUCED, NOT_RUN)
 
 # Metrics files a claim may read: the pattern names of tempered.paths that hold JSON metrics.
 SOURCES = ("EVAL_METRICS", "TRAINING_SET_ERROR", "LBFGS_METRICS", "SZEGEDY_TRANSFER", "SZEGEDY_METRICS",
-           "ATTACK_METRICS", "DISTILLATION_METRICS", "CALIBRATION_METRICS", "OOD_METRICS")
+           "ATTACK_METRICS", "DISTILLATION_METRICS", "CALIBRATION_METRICS", "OOD_METRICS", "MEMBERSHIP_SUMMARY")
 RULE_KINDS = ("abs", "rel", "at_least", "at_most", "direction", "decreasing", "increasing")
 REQUIRED_FIELDS = ("id", "paper", "where", "quantity", "published", "rule")
 # Floating-point slack so that a value exactly on a tolerance boundary counts as inside it.

@@ -90,12 +90,29 @@ def _check_semantics(config: Mapping[str, Any], source: str) -> None:
     if base not in config["models"]:
         raise ConfigError(f"invalid configuration ({source}):\n- distillation.base_model: {base!r} is not a model "
                           f"defined under 'models' ({', '.join(sorted(config['models']))})")
+    _check_membership(config, source)
     val = config["split"]["validation_size"]
     if val >= MNIST_TRAIN_SIZE:
         raise ConfigError(
             f"invalid configuration ({source}):\n- split.validation_size: {val} must be smaller than "
             f"the MNIST training set ({MNIST_TRAIN_SIZE})"
         )
+
+
+def _check_membership(config: Mapping[str, Any], source: str) -> None:
+    cfg = config["membership"]
+    problems = [f"membership.models: {name!r} is not a model defined under 'models'"
+                for name in cfg["models"] if name not in config["models"]]
+    if cfg["shadow_model"] not in config["models"]:
+        problems.append(f"membership.shadow_model: {cfg['shadow_model']!r} is not a model defined under 'models'")
+    problems += [f"models.{name}: names of the form mi<digits>_... are reserved for membership targets"
+                 for name in config["models"] if MEMBERSHIP_NAME.match(name)]
+    largest = MNIST_TRAIN_SIZE // 2 - cfg["n_eval"]
+    problems += [f"membership.train_sizes: {size} leaves a shadow trained on as many P2 samples fewer than "
+                 f"membership.n_eval ({cfg['n_eval']}) held-out ones (at most {largest})"
+                 for size in cfg["train_sizes"] if size > largest]
+    if problems:
+        raise ConfigError(f"invalid configuration ({source}):\n" + "\n".join(f"- {p}" for p in problems))
 
 
 def config_hash(section: Any) -> str:
@@ -127,10 +144,61 @@ def all_model_names(config: Mapping[str, Any]) -> list[str]:
     return enabled + distilled_names(config, "teacher") + distilled_names(config, "student")
 
 
+# Membership-inference models (issue 8), trained on the sets of results/membership/roles: a target mi<size>_<model>
+# has <model>'s settings on set "target" of the size's roles (a seeded subset of P1); a shadow mi<size>_shadow<k>
+# has membership.shadow_model's settings on set "shadow_in" of its own roles (a seeded subset of P2).
+MEMBERSHIP_NAME = re.compile(r"^mi(?P<size>[0-9]+)_(?P<inner>[a-z].*)$")
+SHADOW_NAME = re.compile(r"^shadow(?P<k>[0-9]+)$")
+
+
+def membership_model_names(config: Mapping[str, Any]) -> list[str]:
+    """The models each target size trains: membership.models, then every teacher and student if `distilled`."""
+    cfg = config["membership"]
+    extra = distilled_names(config, "teacher") + distilled_names(config, "student") if cfg["distilled"] else []
+    return list(cfg["models"]) + extra
+
+
+def membership_targets(config: Mapping[str, Any]) -> list[str]:
+    return [f"mi{size}_{name}" for size in config["membership"]["train_sizes"]
+            for name in membership_model_names(config)]
+
+
+def membership_shadows(config: Mapping[str, Any], size: int | None = None) -> list[str]:
+    sizes = config["membership"]["train_sizes"] if size is None else [size]
+    return [f"mi{s}_shadow{k}" for s in sizes for k in range(config["membership"]["n_shadows"])]
+
+
+def _membership_model_config(config: Mapping[str, Any], model: str) -> dict[str, Any]:
+    match = MEMBERSHIP_NAME.match(model)
+    cfg = config["membership"]
+    if int(match["size"]) not in cfg["train_sizes"]:
+        raise ConfigError(f"unknown model {model!r}: {match['size']} is not in membership.train_sizes "
+                          f"{cfg['train_sizes']}")
+    shadow = SHADOW_NAME.match(match["inner"])
+    if shadow:
+        if int(shadow["k"]) >= cfg["n_shadows"]:
+            raise ConfigError(f"unknown model {model!r}: membership.n_shadows is {cfg['n_shadows']}")
+        derived = {**model_config(config, cfg["shadow_model"]), "train_set": "shadow_in"}
+    else:
+        if match["inner"] not in membership_model_names(config):
+            raise ConfigError(f"unknown model {model!r}: {match['inner']!r} is not a membership model "
+                              f"({', '.join(membership_model_names(config))})")
+        derived = {**model_config(config, match["inner"]), "train_set": "target"}
+        if "teacher" in derived:
+            derived["teacher"] = f"mi{match['size']}_{derived['teacher']}"
+    derived["limit_train"] = None
+    if cfg["epochs"] is not None:
+        derived["epochs"] = cfg["epochs"]
+    return derived
+
+
 def model_config(config: Mapping[str, Any], model: str) -> dict[str, Any]:
-    """A model's settings; teacher_T<T> / student_T<T> are distillation.base_model's at temperature T."""
+    """A model's settings; teacher_T<T> / student_T<T> are distillation.base_model's at temperature T, and
+    membership models (MEMBERSHIP_NAME) those of the model they copy, on their own training set."""
     if model in config["models"]:
         return dict(config["models"][model])
+    if MEMBERSHIP_NAME.match(model):
+        return _membership_model_config(config, model)
     match = DISTILLED_NAME.match(model)
     temperatures = {temperature_tag(t): float(t) for t in config["distillation"]["temperatures"]}
     if match and match["tag"] in temperatures:
@@ -142,6 +210,23 @@ def model_config(config: Mapping[str, Any], model: str) -> dict[str, Any]:
 
 
 def model_config_key(config: Mapping[str, Any], model: str) -> str:
-    """The config key a model's settings live under (a distilled model's are its base model's)."""
+    """The config key a model's settings live under (a distilled model's are its base model's, a membership
+    model's those of the model it copies)."""
     model_config(config, model)  # raises for an unknown name
+    match = MEMBERSHIP_NAME.match(model)
+    if match and model not in config["models"]:
+        shadow = SHADOW_NAME.match(match["inner"])
+        return model_config_key(config, config["membership"]["shadow_model"] if shadow else match["inner"])
     return f"models.{model}" if model in config["models"] else f"models.{config['distillation']['base_model']}"
+
+
+def derived_setting_keys(config: Mapping[str, Any], model: str) -> list[str]:
+    """Config keys beyond model_config_key that a derived model's settings depend on."""
+    if model in config["models"]:
+        return []
+    match = MEMBERSHIP_NAME.match(model)
+    if not match:
+        return ["distillation.base_model"]
+    shadow = SHADOW_NAME.match(match["inner"])
+    own = ["membership.epochs", "membership.shadow_model"] if shadow else ["membership.epochs"]
+    return own + derived_setting_keys(config, config["membership"]["shadow_model"] if shadow else match["inner"])

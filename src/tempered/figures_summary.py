@@ -60,6 +60,7 @@ def temperature_table(config: Mapping[str, Any], root: Path) -> pd.DataFrame:
                     _mean_over_seeds("ATTACK_METRICS", key, seeds, root, attack=attack, model=student))
         add("OOD AUROC (Fashion-MNIST)", "MSP, student at distillation T", t,
             _mean_over_seeds("OOD_METRICS", "ood/fashion_mnist/msp/auroc", seeds, root, model=student))
+    _membership_points(config, root, add)
     base = config["distillation"]["base_model"]
     add("OOD AUROC (Fashion-MNIST)", "ODIN on the base model, at its tuned T (x)",
         _mean_over_seeds("OOD_METRICS", "ood/fashion_mnist/odin/temperature", seeds, root, model=base),
@@ -68,6 +69,21 @@ def temperature_table(config: Mapping[str, Any], root: Path) -> pd.DataFrame:
         for t, value in points:
             add(panel, "published", t, value)
     return pd.DataFrame(rows, columns=["panel", "series", "temperature", "value"])
+
+
+def _membership_points(config: Mapping[str, Any], root: Path, add) -> None:
+    """LiRA AUROC of the membership students of the largest size at their distillation T, deployed and after
+    temperature scaling (at the fitted T, marked x)."""
+    if not config["membership"]["distilled"]:
+        return
+    seeds, size = config["seeds"], max(config["membership"]["train_sizes"])
+    for t, student in zip(config["distillation"]["temperatures"], distilled_names(config, "student"), strict=True):
+        target = f"targets/mi{size}_{student}"
+        add("membership AUROC", f"LiRA, student at distillation T (size {size})", t,
+            _mean_over_seeds("MEMBERSHIP_SUMMARY", f"{target}/deployed/lira_offline/auroc", seeds, root))
+        add("membership AUROC", "LiRA after temperature scaling, at the fitted T (x)",
+            _mean_over_seeds("MEMBERSHIP_SUMMARY", f"{target}/target/fitted_temperature", seeds, root),
+            _mean_over_seeds("MEMBERSHIP_SUMMARY", f"{target}/temperature_scaled/lira_offline/auroc", seeds, root))
 
 
 def temperature_summary(table: pd.DataFrame) -> plt.Figure:

@@ -70,6 +70,23 @@ SZEGEDY_METRICS = f"{RESULTS}/metrics/szegedy/tables.json"
 SZEGEDY_EXAMPLES = f"{RESULTS}/figures/szegedy/examples/{{model}}/seed{{seed}}.png"
 SZEGEDY_TRANSFER_HEATMAP = f"{RESULTS}/figures/szegedy/transfer_matrix.png"
 
+# Membership inference (issue 8): roles per target size and per shadow, each shadow's outputs the attacker uses,
+# then per target (wildcard {model} = mi<size>_<name>) metrics, per-sample scores (one CSV per attack) and ROC
+TARGET_ROLES = f"{RESULTS}/membership/roles/size{{size}}/target.npz"
+SHADOW_ROLES = f"{RESULTS}/membership/roles/size{{size}}/shadow{{k}}.npz"
+SHADOW_OUTPUTS = f"{RESULTS}/membership/shadows/{{model}}/seed{{seed}}.npz"
+MEMBERSHIP_METRICS = f"{RESULTS}/metrics/membership/{{model}}/seed{{seed}}.json"
+MEMBERSHIP_SCORES_DIR = f"{RESULTS}/membership/scores/{{model}}/seed{{seed}}"
+MEMBERSHIP_ROC = f"{RESULTS}/figures/membership/roc/{{model}}/seed{{seed}}.png"
+MEMBERSHIP_TABLE = f"{RESULTS}/tables/membership.csv"
+MEMBERSHIP_MARKDOWN = f"{RESULTS}/tables/membership.md"
+MEMBERSHIP_SUMMARY = f"{RESULTS}/metrics/membership.json"
+MEMBERSHIP_FIGURES = {
+    "vs_temperature": f"{RESULTS}/figures/membership/leakage_vs_distillation_T.png",
+    "scaling": f"{RESULTS}/figures/membership/before_after_temperature_scaling.png",
+    "vs_generalization": f"{RESULTS}/figures/membership/leakage_vs_gap_and_ece.png",
+}
+
 # Figures
 TRAINING_CURVE = f"{RESULTS}/figures/training_curve/{{model}}.png"
 

@@ -28,17 +28,21 @@ def report_figures(config: Mapping[str, Any]) -> dict[str, list[str]]:
         calibration.append(paths.RELIABILITY_DIAGRAM.format(model=hottest, seed=seed))
     ood = [paths.OOD_AUROC_VS_T]
     ood += [paths.OOD_ROC.format(model=m, seed=seed) for m in ood_model_names(config) if m in ("cnn", "confidence")]
+    largest = max(config["membership"]["train_sizes"])
+    membership = list(paths.MEMBERSHIP_FIGURES.values())
+    membership.append(paths.MEMBERSHIP_ROC.format(model=f"mi{largest}_{base}", seed=seed))
     return {
         "szegedy": [paths.SZEGEDY_TRANSFER_HEATMAP],
         "distillation": list(paths.DISTILLATION_FIGURES.values()),
         "calibration": calibration,
         "ood": ood,
+        "membership": membership,
     }
 
 
 def summary_metric_files(config: Mapping[str, Any]) -> list[str]:
-    """The per-student metrics the summary figure reads."""
-    files = []
+    """The per-student metrics the summary figure reads, and the membership summary (its leakage panel)."""
+    files = [paths.MEMBERSHIP_SUMMARY]
     for seed in config["seeds"]:
         for student in distilled_names(config, "student"):
             files += [paths.EVAL_METRICS.format(model=student, seed=seed),

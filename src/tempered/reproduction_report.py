@@ -32,6 +32,10 @@ FIXED_DEVIATIONS = (
     "Attacks run on a seeded sample of the test set (attacks.samples, szegedy.attack.samples), not all of it.",
     "kmnist, EMNIST letters and Omniglot are used only where torchvision can download them; notMNIST and "
     "CIFAR-10 greyscale (Hendrycks & Gimpel) are not in the pipeline.",
+    "Membership inference: Song et al. 2019 attacked Fashion-MNIST and CIFAR-10 models trained on the whole "
+    "training set; ours are MNIST models trained anew on seeded subsets of P1 (membership.train_sizes), compared "
+    "at the largest size. The attacker's shadows are trained like membership.shadow_model, not like each target "
+    "(it knows neither the distillation T nor the PGD training); LiRA is the offline variant.",
 )
 
 
@@ -112,8 +116,9 @@ def section_summary(outcomes: Sequence[Outcome]) -> str:
 
 def render(outcomes: Sequence[Outcome], papers: Mapping[str, str], run: Mapping[str, Any],
            deviations: Sequence[str], figures: Mapping[str, Sequence[str]], summary_figure: str,
-           timestamp: str) -> str:
-    """The whole report as markdown. figures: section group -> figure paths relative to the report."""
+           timestamp: str, findings: Mapping[str, str] | None = None) -> str:
+    """The whole report as markdown. figures: section group -> figure paths relative to the report; findings:
+    section group -> a paragraph of measured results beyond the claims (the membership stage's answer)."""
     counts = verdict_counts(outcomes)
     out = ["# tempered: reproduction report", "", f"{TIMESTAMP_PREFIX}{timestamp}", "",
            "## The run", ""]
@@ -127,7 +132,10 @@ def render(outcomes: Sequence[Outcome], papers: Mapping[str, str], run: Mapping[
     for heading, paper_keys, group in SECTIONS:
         section = [o for o in outcomes if o.claim["paper"] in paper_keys]
         out += [f"## {heading}", "", "Papers: " + "; ".join(papers.get(p, p) for p in paper_keys) + ".", "",
-                section_summary(section), "", claims_table(section), ""]
+                section_summary(section), ""]
+        if findings and findings.get(group):
+            out += [findings[group], ""]
+        out += [claims_table(section), ""]
         out += [f"![{path}]({path})" for path in figures.get(group, ())]
         out.append("")
     out += ["## Deviations from the papers' protocols", ""]

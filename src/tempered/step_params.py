@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tempered.config import model_config_key
+from tempered.config import derived_setting_keys, model_config_key
 
 # {model_key} is where the model's settings live: models.<model>, or the base model's for teacher_T<T> and
 # student_T<T> (whose temperature is in the name, so the grid adds or removes jobs, never reruns others).
@@ -35,10 +35,17 @@ STEP_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "szegedy-examples": ("szegedy.example_images",),
     "szegedy-report": ("szegedy.cross_model", "szegedy.cross_training_set", "szegedy.adversarial_training",
                        "szegedy.paper_labels"),
+    "membership-roles": ("membership.n_eval", "membership.seed"),
+    "membership-shadow": ("membership.adversarial_input", "evaluation.batch_size", "calibration.init_temperature",
+                          "calibration.max_iter"),
+    "membership-attack": ("membership.adversarial_input", "membership.bootstrap", "evaluation.batch_size",
+                          "calibration"),
+    "membership-report": ("membership", "distillation", "models"),
     "summarize": (),
     "plot-training": (),
     # The report lists every result-affecting setting that departs from config.yaml (not compute or data sources).
-    "report": ("seeds", "split", "models", "distillation", "attacks", "calibration", "ood", "szegedy", "evaluation"),
+    "report": ("seeds", "split", "models", "distillation", "attacks", "calibration", "ood", "szegedy", "evaluation",
+               "membership"),
 }
 
 
@@ -48,8 +55,8 @@ def step_config_keys(step: str, config: Mapping[str, Any], **args: Any) -> list[
     if "model" in args:
         args["model_key"] = model_config_key(config, args["model"])
     keys = [key.format(**args) for key in STEP_CONFIG_KEYS[step]]
-    if "model" in args and args["model_key"] != f"models.{args['model']}":
-        keys.append("distillation.base_model")
+    if "model" in args:
+        keys += derived_setting_keys(config, args["model"])
     return keys
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -73,11 +73,14 @@ def train_classifier(
     monitor: tuple[torch.Tensor, torch.Tensor] | None = None,
     monitor_name: str = "heldout",
     soft_targets: torch.Tensor | None = None,
+    perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> list[dict[str, float]]:
     """Minibatch SGD on softmax(z/T); returns one row of metrics per epoch (no wall-clock values in it).
 
     With soft_targets (a distillation student, Papernot et al. 2016 section IV.B) the loss is the
     cross-entropy between the teacher's probabilities at T and softmax(z/T); y still gives train accuracy.
+    With perturb (adversarial training, tempered.pgd_training) every minibatch is replaced by perturb(model, x, y)
+    before the step; train_loss and train_accuracy are then measured on the perturbed inputs.
     """
     if soft_targets is not None and soft_targets.shape != (len(y), 10):
         raise ValueError(f"soft_targets has shape {tuple(soft_targets.shape)}, expected ({len(y)}, 10)")
@@ -104,7 +107,8 @@ def train_classifier(
                        mininterval=2.0)
         for start in batches:
             idx = order[start:start + batch_size]
-            logits = model(x_dev[idx])
+            inputs = x_dev[idx] if perturb is None else perturb(model, x_dev[idx], y_dev[idx])
+            logits = model(inputs)
             loss = F.cross_entropy(logits / temperature, targets[idx])
             if penalty is not None:
                 loss = loss + penalty()

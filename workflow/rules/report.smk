@@ -7,7 +7,8 @@ rule report:
     input:
         claims=paths.CLAIMS,
         metrics=report_inputs(config, load_claims(paths.CLAIMS)),
-        tables=[paths.SZEGEDY_MARKDOWN, paths.DISTILLATION_MARKDOWN, paths.CALIBRATION_MARKDOWN, paths.OOD_MARKDOWN],
+        tables=[paths.SZEGEDY_MARKDOWN, paths.DISTILLATION_MARKDOWN, paths.CALIBRATION_MARKDOWN, paths.OOD_MARKDOWN,
+                paths.MEMBERSHIP_MARKDOWN],
     output:
         markdown=paths.REPORT_MARKDOWN,
         table=paths.CLAIMS_TABLE,

@@ -1,16 +1,17 @@
 # Training: one job per (model, seed); models and seeds come from config. Distillation students train on
-# their teacher's soft labels (rule soft_labels), every other model on the labels.
+# their teacher's soft labels (rule soft_labels), every other model on the labels. Membership targets and shadows
+# (mi<size>_...) train here too, on their roles (training_sets) instead of the split.
 
 
 rule train_model:
     input:
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
-        split=paths.SPLIT_INDEXES,
+        split=training_sets,
     output:
         checkpoint=paths.CHECKPOINT,
         history=paths.HISTORY,
     wildcard_constraints:
-        model="|".join(m for m in MODELS if m not in STUDENTS),
+        model="|".join(m for m in TRAINED if m not in ALL_STUDENTS),
     params:
         config=CONFIG_ARGS,
         settings=lambda wc: config_slice(config, "train", model=wc.model),
@@ -33,11 +34,11 @@ rule soft_labels:
     input:
         checkpoint=paths.CHECKPOINT,
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
-        split=paths.SPLIT_INDEXES,
+        split=training_sets,
     output:
         soft_labels=paths.SOFT_LABELS,
     wildcard_constraints:
-        model="|".join(TEACHERS),
+        model="|".join(ALL_TEACHERS),
     params:
         config=CONFIG_ARGS,
         settings=lambda wc: config_slice(config, "soft-labels", model=wc.model),
@@ -57,13 +58,13 @@ rule soft_labels:
 rule train_student:
     input:
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
-        split=paths.SPLIT_INDEXES,
+        split=training_sets,
         soft_labels=lambda wc: paths.SOFT_LABELS.format(model=wc.model.replace("student_", "teacher_"), seed=wc.seed),
     output:
         checkpoint=paths.CHECKPOINT,
         history=paths.HISTORY,
     wildcard_constraints:
-        model="|".join(STUDENTS),
+        model="|".join(ALL_STUDENTS),
     params:
         config=CONFIG_ARGS,
         settings=lambda wc: config_slice(config, "train", model=wc.model),

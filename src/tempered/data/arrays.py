@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from tempered.artifacts import ArtifactError, read_arrays
-from tempered.data.split import SOURCE_ARRAY
+from tempered.data.split import source_array
 
 IMAGE_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -23,7 +23,7 @@ def subset(images: dict[str, np.ndarray], split: dict[str, np.ndarray], name: st
     if name not in split:
         raise ArtifactError(f"split has no set {name!r}; it has {sorted(split)}")
     idx = split[name][:limit] if limit else split[name]
-    source = SOURCE_ARRAY[name]
+    source = source_array(name)
     x = torch.from_numpy(images[f"x_{source}"][idx].astype(np.float32) / 255.0).unsqueeze(1)
     y = torch.from_numpy(images[f"y_{source}"][idx].astype(np.int64))
     return x, y

@@ -23,6 +23,22 @@ HELD_OUT = {
 # Which array of the MNIST file each index set points into.
 SOURCE_ARRAY = {"train": "train", "full": "train", "p1": "train", "p2": "train", "val": "train", "test": "test"}
 
+# Membership-inference roles (tempered.privacy.roles) are index sets too, in files of their own; the two drawn
+# from the test set are listed here, every other role indexes the training array. A model trained on a role is
+# monitored on the role "calibration", the test digits no membership evaluation uses.
+TEST_ROLES = ("nonmembers", "calibration")
+ROLE_MONITOR = "calibration"
+
+
+def source_array(name: str) -> str:
+    """"train" or "test": the MNIST array an index set (a split set or a membership role) points into."""
+    return SOURCE_ARRAY.get(name, "test" if name in TEST_ROLES else "train")
+
+
+def monitor_set(train_set: str) -> str:
+    """The held-out set a model's training history is measured on (never its own training data)."""
+    return HELD_OUT[train_set][0] if train_set in HELD_OUT else ROLE_MONITOR
+
 
 def make_split(validation_size: int, seed: int, n_train: int = MNIST_TRAIN_SIZE,
                n_test: int = MNIST_TEST_SIZE) -> dict[str, np.ndarray]:

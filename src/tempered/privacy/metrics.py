@@ -37,4 +37,8 @@ def score_metrics(members: Any, nonmembers: Any, n_boot: int, level: float, seed
     for name, metric in metrics.items():
         point, low, high = bootstrap_interval(metric, members, nonmembers, n_boot=n_boot, level=level, seed=seed)
         out.update({name: point, f"{name}_low": low, f"{name}_high": high})
+    # The balanced accuracy of the best single threshold is 0.5 + advantage / 2: Song et al. 2019's number (they
+    # pick the threshold on the evaluation data itself, an upper bound for a threshold attack).
+    for suffix in ("", "_low", "_high"):
+        out[f"best_threshold_accuracy{suffix}"] = 0.5 + 0.5 * out[f"advantage{suffix}"]
     return out

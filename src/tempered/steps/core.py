@@ -30,7 +30,7 @@ from tempered.artifacts import (
 from tempered.config import ConfigError, load_config, model_config
 from tempered.data.arrays import read_images, subset
 from tempered.data.sources import fetch_dataset
-from tempered.data.split import HELD_OUT, describe_split, make_split
+from tempered.data.split import HELD_OUT, describe_split, make_split, monitor_set
 from tempered.device import resolve_device, seed_everything
 from tempered.models import build_model
 from tempered.provenance import provenance
@@ -87,8 +87,8 @@ def train_step(config_files: Sequence[str], model_name: str, seed: int, images_p
     targets = None
     if soft_labels_path is not None:
         targets = _read_soft_labels(soft_labels_path, mcfg, y)
-    monitor_set = HELD_OUT[mcfg["train_set"]][0]
-    monitor = subset(images, split, monitor_set, config["evaluation"]["limit_eval"])
+    monitor_name = monitor_set(mcfg["train_set"])
+    monitor = subset(images, split, monitor_name, config["evaluation"]["limit_eval"])
     log.info("training %s (seed %d) on %s: %d samples, %d epochs, T=%g, device %s", model_name, seed,
              mcfg["train_set"], len(x), mcfg["epochs"], mcfg["temperature"], device)
     model = build_model(mcfg)
@@ -99,6 +99,9 @@ def train_step(config_files: Sequence[str], model_name: str, seed: int, images_p
         if "autoencoder" not in mcfg:
             raise ConfigError(f"models.{model_name}: architecture ae400_10 needs an 'autoencoder' section")
         pretrain_autoencoder(model.autoencoder, x, generator=generator, device=device, **mcfg["autoencoder"])
+    if "pgd_training" in mcfg and (targets is not None or "adversarial_training" in mcfg
+                                   or mcfg["architecture"] == "confidence_cnn"):
+        raise ConfigError(f"model {model_name!r}: pgd_training needs a plain classifier on labels")
     if "adversarial_training" in mcfg:
         from tempered.adversarial_training import train_with_adversarial_pool
 
@@ -106,7 +109,7 @@ def train_step(config_files: Sequence[str], model_name: str, seed: int, images_p
             raise ConfigError(f"models.{model_name}: adversarial_training needs a plain classifier on labels")
         history = train_with_adversarial_pool(
             model, x, y, epochs=mcfg["epochs"], batch_size=mcfg["batch_size"], optimizer_cfg=mcfg["optimizer"],
-            generator=generator, device=device, monitor=monitor, monitor_name=monitor_set,
+            generator=generator, device=device, monitor=monitor, monitor_name=monitor_name,
             **mcfg["adversarial_training"],
         )
     elif mcfg["architecture"] == "confidence_cnn":
@@ -118,13 +121,19 @@ def train_step(config_files: Sequence[str], model_name: str, seed: int, images_p
             model, x, y, epochs=mcfg["epochs"], batch_size=mcfg["batch_size"], optimizer_cfg=mcfg["optimizer"],
             generator=generator, device=device, lambda_init=mcfg["learned_confidence"]["lambda_init"],
             budget=mcfg["learned_confidence"]["budget"], temperature=mcfg["temperature"],
-            channels_last=compute["channels_last"], monitor=monitor, monitor_name=monitor_set,
+            channels_last=compute["channels_last"], monitor=monitor, monitor_name=monitor_name,
         )
     else:
+        perturb = None
+        if "pgd_training" in mcfg:
+            from tempered.pgd_training import pgd_perturbation
+
+            perturb = pgd_perturbation(mcfg["pgd_training"], mcfg["temperature"], generator)
         history = train_classifier(
             model, x, y, epochs=mcfg["epochs"], batch_size=mcfg["batch_size"], optimizer_cfg=mcfg["optimizer"],
             temperature=mcfg["temperature"], generator=generator, device=device,
-            channels_last=compute["channels_last"], monitor=monitor, monitor_name=monitor_set, soft_targets=targets,
+            channels_last=compute["channels_last"], monitor=monitor, monitor_name=monitor_name, soft_targets=targets,
+            perturb=perturb,
         )
     inputs = [images_path, split_path] + ([soft_labels_path] if soft_labels_path else [])
     meta = {"model": model_name, "model_config": mcfg, "train_size": len(x),

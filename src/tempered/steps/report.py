@@ -76,6 +76,17 @@ def _claims_frame(outcomes) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _membership_findings(config: Mapping[str, Any], root: Path) -> str:
+    from tempered.config import distilled_names
+    from tempered.membership_report import findings
+
+    cfg = config["membership"]
+    students = list(zip(config["distillation"]["temperatures"], distilled_names(config, "student"), strict=True))
+    robust = next((m for m in cfg["models"] if "pgd_training" in config["models"][m]), None)
+    return findings(read_json(root / paths.MEMBERSHIP_SUMMARY), config["distillation"]["base_model"],
+                    students if cfg["distilled"] else [], robust)
+
+
 def report_step(config_files: Sequence[str], claims_path: Path, root: Path, markdown_path: Path,
                 table_path: Path, metrics_path: Path, figure_path: Path) -> None:
     from tempered.figures import save_figure
@@ -107,7 +118,8 @@ def report_step(config_files: Sequence[str], claims_path: Path, root: Path, mark
     deviations += list(FIXED_DEVIATIONS)
     run = run_description(config_files, config, root, report_inputs(config, claims))
     timestamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = render(outcomes, papers, run, deviations, figures, rel(figure_path), timestamp)
+    text = render(outcomes, papers, run, deviations, figures, rel(figure_path), timestamp,
+                  {"membership": _membership_findings(config, root)})
     write_bytes(markdown_path, text.encode())
     log.info("report: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
 

@@ -101,3 +101,47 @@ def test_step_params_do_not_depend_on_key_order(repo_config):
     changed = {**repo_config, "attacks": {**attacks, "pgd": {**attacks["pgd"], "steps": 7}}}
     pgd = {"attack": "pgd", "model": "cnn"}
     assert config_slice(changed, "attack", **pgd) != config_slice(repo_config, "attack", **pgd)
+
+
+def test_membership_models_copy_their_model_on_their_own_training_set(repo_config):
+    from tempered.config import (
+        membership_shadows,
+        membership_targets,
+        model_config,
+        model_config_key,
+        temperature_tag,
+    )
+    from tempered.step_params import step_config_keys
+
+    cfg = copy.deepcopy(repo_config)
+    cfg["membership"].update(train_sizes=[1000, 5000], epochs=7, n_shadows=2)
+    t = temperature_tag(cfg["distillation"]["temperatures"][-1])
+    targets = membership_targets(cfg)
+    assert {"mi1000_cnn", "mi5000_cnn_pgd", f"mi1000_teacher_T{t}", f"mi5000_student_T{t}"} <= set(targets)
+    assert membership_shadows(cfg) == ["mi1000_shadow0", "mi1000_shadow1", "mi5000_shadow0", "mi5000_shadow1"]
+    cnn = model_config(cfg, "mi1000_cnn")
+    assert cnn == {**cfg["models"]["cnn"], "train_set": "target", "limit_train": None, "epochs": 7}
+    assert model_config(cfg, "mi1000_cnn_pgd")["pgd_training"] == cfg["models"]["cnn_pgd"]["pgd_training"]
+    student = model_config(cfg, f"mi1000_student_T{t}")
+    assert student["teacher"] == f"mi1000_teacher_T{t}" and student["train_set"] == "target"
+    assert model_config(cfg, "mi5000_shadow1")["train_set"] == "shadow_in"
+    assert model_config_key(cfg, "mi5000_shadow1") == f"models.{cfg['membership']['shadow_model']}"
+    # A shadow's settings follow membership.shadow_model and epochs: both are params of its training job.
+    shadow_keys = set(step_config_keys("train", cfg, model="mi1000_shadow0"))
+    assert {"membership.epochs", "membership.shadow_model"} <= shadow_keys
+    assert "membership.shadow_model" not in step_config_keys("train", cfg, model="mi1000_cnn")
+    for unknown, why in (("mi2000_cnn", "train_sizes"), ("mi1000_shadow2", "n_shadows"), ("mi1000_nope", "membership")):
+        with pytest.raises(ConfigError, match=why):
+            model_config(cfg, unknown)
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"models": ["cnn", "nope"]}, "membership.models: 'nope'"),
+    ({"shadow_model": "nope"}, "membership.shadow_model: 'nope'"),
+    ({"train_sizes": [29000]}, "membership.train_sizes: 29000"),
+])
+def test_bad_membership_settings_are_named(repo_config, change, named):
+    cfg = copy.deepcopy(repo_config)
+    cfg["membership"].update(change)
+    with pytest.raises(ConfigError, match=named):
+        validate_config(cfg)

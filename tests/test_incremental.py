@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 # Jobs that gather every model (one table per stage, and the reproduction report, which also lists every
 # setting that departs from config.yaml): any new model or changed attack reruns them.
-GATHERING = {"distillation_report", "calibration_report", "ood_report", "report"}
+GATHERING = {"distillation_report", "calibration_report", "ood_report", "membership_report", "report"}
 
 
 def edited_copy(built: Path, place: Path, settings: dict) -> Path:
@@ -60,13 +60,14 @@ def dvc_plan(repo: Path) -> set[str]:
 def test_a_new_temperature_adds_only_its_own_jobs(snakemake_run, dvc_run, tmp_path):
     grow = {"distillation": {"temperatures": [100, 2]}}
     planned = snakemake_plan(edited_copy(snakemake_run, tmp_path / "sm", grow))
-    own = {j for j in planned if re.search(r"model=(teacher|student)_T2\b", j)}
+    # T2's own jobs include its membership targets mi<size>_teacher_T2 / mi<size>_student_T2 and their attacks.
+    own = {j for j in planned if re.search(r"model=(mi\d+_)?(teacher|student)_T2\b", j)}
     assert {j.split("[")[0] for j in own} >= {"train_model", "soft_labels", "train_student", "evaluate_model",
-                                              "attack_model", "calibrate_model", "detect_ood"}
+                                              "attack_model", "calibrate_model", "detect_ood", "membership_attack"}
     assert planned - own == GATHERING, sorted(planned - own)
 
     stages = dvc_plan(edited_copy(dvc_run, tmp_path / "dvc", grow))
-    dvc_own = {s for s in stages if re.search(r"-(teacher|student)_T2(-|$)", s)}
+    dvc_own = {s for s in stages if re.search(r"-(mi\d+_)?(teacher|student)_T2(-|$)", s)}
     # Every Snakemake job is one DVC stage, so the counts must match.
     assert len(dvc_own) == len(own), (sorted(dvc_own), sorted(own))
     assert stages - dvc_own == GATHERING, sorted(stages - dvc_own)
@@ -85,3 +86,21 @@ def test_one_attack_setting_reruns_only_that_attack(snakemake_run, dvc_run, tmp_
     # (DVC cannot know before that their outputs will differ).
     stages = dvc_plan(edited_copy(dvc_run, tmp_path / "dvc", changed))
     assert stages == {"attack_model-cw_l2-cnn-seed0", "attack_model-cw_l2-student_T100-seed0", "report"}
+
+
+def test_a_new_membership_size_adds_only_its_own_jobs(snakemake_run, dvc_run, tmp_path):
+    """Roles are one file per size and per shadow, so a new size trains and attacks its own targets and shadows
+    and leaves every built size alone; only the membership report and the reproduction report gather."""
+    membership = yaml.safe_load((snakemake_run / SMOKE).read_text())["membership"]
+    grow = {"membership": {**membership, "train_sizes": [*membership["train_sizes"], 300]}}
+    planned = snakemake_plan(edited_copy(snakemake_run, tmp_path / "sm", grow))
+    own = {j for j in planned if re.search(r"(size=300|model=mi300_)", j)}
+    assert {j.split("[")[0] for j in own} == {"membership_target_roles", "membership_shadow_roles", "train_model",
+                                              "soft_labels", "train_student", "membership_shadow",
+                                              "membership_attack"}
+    assert planned - own == {"membership_report", "report"}, sorted(planned - own)
+
+    stages = dvc_plan(edited_copy(dvc_run, tmp_path / "dvc", grow))
+    dvc_own = {s for s in stages if re.search(r"-(size300|mi300_)", s)}
+    assert len(dvc_own) == len(own), (sorted(dvc_own), sorted(own))
+    assert stages - dvc_own == {"membership_report", "report"}, sorted(stages - dvc_own)

@@ -132,26 +132,35 @@ def test_a_memorising_model_is_caught_and_an_unrelated_one_is_not(mnist_arrays):
 
 def test_membership_roles_are_disjoint_balanced_and_seeded():
     from tempered.data.split import make_split
-    from tempered.privacy.roles import membership_roles
+    from tempered.privacy.roles import shadow_roles, target_roles
 
     split = make_split(validation_size=5000, seed=0)
-    roles = membership_roles(split, [1000, None], n_eval=2000, n_shadows=3, seed=0)
-    p1, p2 = set(split["p1"]), set(split["p2"])
-    for tag, size in (("1000", 1000), ("all", 30000)):
-        target, members = set(roles[f"target_{tag}"]), set(roles[f"members_{tag}"])
+    p1, p2, test = set(split["p1"]), set(split["p2"]), set(split["test"])
+    for size in (1000, 5000):
+        roles = target_roles(split, size, n_eval=2000, seed=0)
+        target, members, nonmembers = (set(roles[k]) for k in ("target", "members", "nonmembers"))
         assert len(target) == size and target <= p1 and members <= target
-        assert len(roles[f"nonmembers_{tag}"]) == len(members) == min(2000, size)
-        assert not set(roles[f"nonmembers_{tag}"]) & set(roles["calibration"])  # both index the test set
-    for k in range(3):
-        shadow_in, shadow_out = set(roles[f"shadow_{k}_in"]), set(roles[f"shadow_{k}_out"])
-        assert shadow_in | shadow_out == p2 and not shadow_in & shadow_out and not shadow_in & p1
-    assert not np.array_equal(roles["shadow_0_in"], roles["shadow_1_in"])
-    again = membership_roles(split, [1000, None], n_eval=2000, n_shadows=3, seed=0)
-    assert all(np.array_equal(roles[k], again[k]) for k in roles)
-    with pytest.raises(ValueError, match="train_sizes: 40000"):
-        membership_roles(split, [40000], n_eval=100, n_shadows=1, seed=0)
+        assert len(nonmembers) == len(members) == min(2000, size)
+        calibration = set(roles["calibration"])
+        assert nonmembers <= test and not nonmembers & calibration and len(calibration) == len(test) - 2000
+        for k in range(3):
+            shadow = shadow_roles(split, size, k, n_eval=2000, seed=0)
+            shadow_in, shadow_out = set(shadow["shadow_in"]), set(shadow["shadow_out"])
+            assert len(shadow_in) == size and len(shadow_out) == min(2000, size)
+            assert shadow_in | shadow_out <= p2 and not shadow_in & shadow_out
+            assert set(shadow["shadow_members"]) <= shadow_in
+            assert np.array_equal(shadow["calibration"], roles["calibration"])
+    # The non-members are a random sample of the test set, not its first (easier, SD-3) half.
+    assert max(target_roles(split, 2000, n_eval=2000, seed=0)["nonmembers"]) > 5000
+    one, two = shadow_roles(split, 1000, 0, 2000, 0), shadow_roles(split, 1000, 1, 2000, 0)
+    assert not np.array_equal(one["shadow_in"], two["shadow_in"])
+    # Seeded, and each size's roles are independent of which other sizes are configured.
+    again = target_roles(split, 1000, n_eval=2000, seed=0)
+    assert all(np.array_equal(v, again[k]) for k, v in target_roles(split, 1000, 2000, 0).items())
+    with pytest.raises(ValueError, match="train_sizes: 29000"):
+        target_roles(split, 29000, n_eval=2000, seed=0)
     with pytest.raises(ValueError, match="n_eval 6000"):
-        membership_roles(split, [100], n_eval=6000, n_shadows=1, seed=0)
+        shadow_roles(split, 100, 0, n_eval=6000, seed=0)
 
 
 def test_every_attack_catches_a_memorising_target_with_shadow_thresholds(mnist_arrays):

@@ -90,3 +90,38 @@ def test_predict_logits_is_batch_size_invariant_and_in_eval_mode(cnn_cfg, small_
     x = small_data[1][0][:50]
     torch.testing.assert_close(predict_logits(model, x, 7, torch.device("cpu")),
                                predict_logits(model, x, 50, torch.device("cpu")))
+
+
+def test_pgd_perturbation_stays_in_the_ball_and_restores_the_mode(cnn_cfg, small_data):
+    from tempered.pgd_training import pgd_perturbation
+
+    (x, y), _ = small_data
+    model = build_model(cnn_cfg).train()
+    perturb = pgd_perturbation({"eps": 0.1, "alpha": 0.05, "steps": 3, "random_start": True}, 1.0,
+                               torch.Generator().manual_seed(0))
+    x_adv = perturb(model, x[:32], y[:32])
+    assert model.training  # the attack ran in eval mode and gave the model back as it found it
+    assert (x_adv - x[:32]).abs().max() <= 0.1 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    assert F.cross_entropy(model.eval()(x_adv), y[:32]) > F.cross_entropy(model(x[:32]), y[:32])
+
+
+def test_training_with_perturb_trains_on_the_perturbed_batches(repo_config, small_data):
+    """A perturbation that returns its input gives bit-identical training; one that blanks every image gives
+    the model one output per batch, so it stays near chance where the same steps on the real digits do not.
+    Softmax regression (FC10), which learns MNIST within one epoch."""
+    (x, y), val = small_data
+    cfg = repo_config["models"]["fc10_1em4"]
+
+    def train(perturb):
+        generator = seed_everything(3)
+        model = build_model(cfg)
+        return train_classifier(model, x, y, epochs=1, batch_size=64, optimizer_cfg=cfg["optimizer"],
+                                temperature=1.0, generator=generator, device=torch.device("cpu"), monitor=val,
+                                monitor_name="val", perturb=perturb)
+
+    plain = train(None)
+    assert train(lambda model, xb, yb: xb) == plain
+    blind = train(lambda model, xb, yb: torch.zeros_like(xb))
+    # One class per batch of 64: about 0.1 on average; 0.25 would need batches a quarter one digit.
+    assert blind[0]["train_accuracy"] < 0.25 < 0.7 < plain[0]["train_accuracy"]
+    assert blind[0]["val_accuracy"] < 0.25 < 0.7 < plain[0]["val_accuracy"]

@@ -28,6 +28,10 @@ SOURCE_ARRAY = {"train": "train", "full": "train", "p1": "train", "p2": "train",
 # monitored on the role "calibration", the test digits no membership evaluation uses.
 TEST_ROLES = ("nonmembers", "calibration")
 ROLE_MONITOR = "calibration"
+# The monitor of a role-trained model reads this many calibration digits: a progress signal in history.csv only
+# (weights never depend on it), kept small because membership targets train on a few thousand digits and the
+# whole calibration set per epoch would cost more than the training itself.
+ROLE_MONITOR_LIMIT = 1000
 
 
 def source_array(name: str) -> str:
@@ -35,9 +39,12 @@ def source_array(name: str) -> str:
     return SOURCE_ARRAY.get(name, "test" if name in TEST_ROLES else "train")
 
 
-def monitor_set(train_set: str) -> str:
-    """The held-out set a model's training history is measured on (never its own training data)."""
-    return HELD_OUT[train_set][0] if train_set in HELD_OUT else ROLE_MONITOR
+def monitor_set(train_set: str, limit_eval: int | None) -> tuple[str, int | None]:
+    """The held-out set a model's training history is measured on (never its own training data), and how many
+    of its samples: evaluation.limit_eval for a split set, ROLE_MONITOR_LIMIT for a membership role."""
+    if train_set in HELD_OUT:
+        return HELD_OUT[train_set][0], limit_eval
+    return ROLE_MONITOR, min(limit_eval or ROLE_MONITOR_LIMIT, ROLE_MONITOR_LIMIT)
 
 
 def make_split(validation_size: int, seed: int, n_train: int = MNIST_TRAIN_SIZE,

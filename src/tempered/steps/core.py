@@ -87,8 +87,8 @@ def train_step(config_files: Sequence[str], model_name: str, seed: int, images_p
     targets = None
     if soft_labels_path is not None:
         targets = _read_soft_labels(soft_labels_path, mcfg, y)
-    monitor_name = monitor_set(mcfg["train_set"])
-    monitor = subset(images, split, monitor_name, config["evaluation"]["limit_eval"])
+    monitor_name, monitor_limit = monitor_set(mcfg["train_set"], config["evaluation"]["limit_eval"])
+    monitor = subset(images, split, monitor_name, monitor_limit)
     log.info("training %s (seed %d) on %s: %d samples, %d epochs, T=%g, device %s", model_name, seed,
              mcfg["train_set"], len(x), mcfg["epochs"], mcfg["temperature"], device)
     model = build_model(mcfg)

@@ -26,7 +26,7 @@ from tempered.calibration import calibration_metrics, fit_temperature
 from tempered.config import MEMBERSHIP_NAME, load_config, model_config
 from tempered.data.arrays import read_images, subset
 from tempered.device import resolve_device
-from tempered.privacy.evaluation import Bootstrap, Logits, lira_offline, metric_attacks
+from tempered.privacy.evaluation import Bootstrap, Logits, attack_target, metric_attacks
 from tempered.privacy.roles import shadow_roles, target_roles
 from tempered.provenance import provenance
 from tempered.steps.core import load_model
@@ -173,15 +173,16 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
             scale = temperature if variant == "temperature_scaled" else 1.0
             t_in, t_out = Logits(members.logits / scale, members.labels), Logits(nonmembers.logits / scale,
                                                                                  nonmembers.labels)
-        prefix = "adv_" if variant == "adversarial_input" else ""
-        shadow_in, shadow_out = _pooled(shadows, prefix, scaled=variant == "temperature_scaled")
-        results[variant], table = metric_attacks(t_in, t_out, shadow_in, shadow_out, boot)
-        if variant != "adversarial_input":
-            scaled = variant == "temperature_scaled"
+        scaled = variant == "temperature_scaled"
+        shadow_in, shadow_out = _pooled(shadows, "adv_" if variant == "adversarial_input" else "", scaled)
+        if variant == "adversarial_input":
+            results[variant], table = metric_attacks(t_in, t_out, shadow_in, shadow_out, boot)
+        else:
             on = {n: [torch.from_numpy(s[f"candidate_{n}_logits"]) / (float(s["temperature"]) if scaled else 1.0)
                       for s in shadows] for n in ("members", "nonmembers")}
-            results[variant]["lira_offline"], table["lira_offline"] = lira_offline(
-                t_in, t_out, on["members"], on["nonmembers"], boot)
+            results[variant], table = attack_target(t_in, t_out, shadow_in, shadow_out, on["members"],
+                                                    on["nonmembers"], boot)
+            table = table.drop(columns=["member", "label"])
         for attack in table.columns:
             columns.setdefault(attack, {})[variant] = table[attack].to_numpy()
         log.info("%s %s: %s", model_name, variant,

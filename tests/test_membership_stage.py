@@ -1,0 +1,112 @@
+"""The membership-inference stage as the DAG builds it on the smoke preset: roles kept apart in the files the
+models trained on, every number recomputable from the per-sample scores, temperature scaling unable to move the
+correctness attack, the report's answer; and the stage's refusals on tiny artifacts."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from tempered.artifacts import ArtifactError, read_arrays, read_checkpoint, read_json, write_arrays
+from tempered.config import load_config, membership_shadows, membership_targets
+from tempered.ood.metrics import auroc
+from tests.pipeline import SMOKE
+
+pytestmark = pytest.mark.e2e
+
+ATTACKS = {"correctness", "confidence", "entropy", "modified_entropy", "loss", "lira_offline"}
+
+
+@pytest.fixture(scope="module")
+def smoke_config(snakemake_run):
+    return load_config([snakemake_run / "config.yaml", snakemake_run / SMOKE])
+
+
+def test_roles_in_the_files_the_models_trained_on_are_disjoint(snakemake_run, smoke_config):
+    root = snakemake_run / "results"
+    for size in smoke_config["membership"]["train_sizes"]:
+        target = read_arrays(root / f"membership/roles/size{size}/target.npz")
+        assert len(target["target"]) == size and set(target["members"]) <= set(target["target"])
+        assert not set(target["nonmembers"]) & set(target["calibration"])
+        for shadow in membership_shadows(smoke_config, size):
+            k = shadow.rsplit("shadow", 1)[1]
+            roles = read_arrays(root / f"membership/roles/size{size}/shadow{k}.npz")
+            assert not set(roles["shadow_in"]) & set(target["target"])  # shadows never saw a target's data
+            assert not set(roles["shadow_out"]) & set(roles["shadow_in"])
+            _, meta = read_checkpoint(root / f"models/{shadow}/seed0/model.pt")
+            assert meta["train_size"] == size and meta["model_config"]["train_set"] == "shadow_in"
+        _, meta = read_checkpoint(root / f"models/mi{size}_cnn/seed0/model.pt")
+        assert meta["train_size"] == size and meta["model_config"]["train_set"] == "target"
+
+
+def test_every_number_is_recomputed_from_the_saved_scores(snakemake_run, smoke_config):
+    root = snakemake_run / "results"
+    for model in membership_targets(smoke_config):
+        record = read_json(root / f"metrics/membership/{model}/seed0.json")
+        assert set(record["attacks"]["deployed"]) == ATTACKS == set(record["attacks"]["temperature_scaled"])
+        assert set(record["attacks"]["adversarial_input"]) == ATTACKS - {"lira_offline"}
+        for attack in ATTACKS:
+            table = pd.read_csv(root / f"membership/scores/{model}/seed0/{attack}.csv")
+            member = table["member"].to_numpy(bool)
+            assert member.sum() == (~member).sum() == record["n_members"]  # balanced
+            for variant, metrics in record["attacks"].items():
+                if attack in metrics:
+                    scores = table[variant].to_numpy()
+                    assert auroc(scores[member], scores[~member]) == pytest.approx(metrics[attack]["auroc"])
+        # Temperature scaling keeps the argmax: the correctness attack cannot move, whatever T was fitted.
+        assert record["target"]["fitted_temperature"] != 1.0
+        correctness = pd.read_csv(root / f"membership/scores/{model}/seed0/correctness.csv")
+        assert correctness["deployed"].equals(correctness["temperature_scaled"])
+
+
+def test_the_summary_and_the_report_answer_the_question(snakemake_run, smoke_config):
+    root = snakemake_run / "results"
+    summary = read_json(root / "metrics/membership.json")
+    assert set(summary["targets"]) == set(membership_targets(smoke_config))
+    assert summary["temperature_scaling"]["correctness"]["max_abs_auroc_change"] == 0.0
+    largest = max(smoke_config["membership"]["train_sizes"])
+    assert summary["song2019"]["natural"]["model"] == f"mi{largest}_cnn"
+    assert summary["song2019"]["robust"]["model"] == f"mi{largest}_cnn_pgd"
+    report = (root / "REPORT.md").read_text()
+    section = report.split("## Song et al. 2019")[1].split("\n## ")[0]
+    assert "correctness attack cannot move" in section and "LiRA AUROC" in section
+    assert "MI accuracy against a naturally trained model (ours" in section
+    claims = pd.read_csv(root / "tables/claims.csv").set_index("id")
+    for claim in ("song.mi.fmnist.natural", "song.mi.fmnist.robust", "song.mi.fmnist.robust_adv_inputs"):
+        assert claims.loc[claim, "verdict"] != "not run at this preset", claim
+        assert claims.loc[claim, "ours"] == pytest.approx(
+            summary["song2019"][claim.rsplit(".", 1)[1].replace("adv_inputs", "adversarial_input")]
+            ["best_threshold_accuracy"])
+    for figure in ("leakage_vs_distillation_T", "before_after_temperature_scaling", "leakage_vs_gap_and_ece"):
+        assert (root / f"figures/membership/{figure}.png").stat().st_size > 0
+        assert (root / f"figures/membership/{figure}.pdf").stat().st_size > 0
+
+
+def test_shadows_of_another_size_are_refused(snakemake_run, smoke_config, tmp_path):
+    """Shadow outputs whose candidate logits do not match the target's roles (another size) stop the attack."""
+    from tempered.steps.membership import attack_step
+
+    root = snakemake_run / "results"
+    size = smoke_config["membership"]["train_sizes"][0]
+    shadow = read_arrays(root / f"membership/shadows/mi{size}_shadow0/seed0.npz")
+    shadow["candidate_members_logits"] = shadow["candidate_members_logits"][:-1]
+    bad = tmp_path / "shadow.npz"
+    write_arrays(bad, shadow)
+    config = [str(snakemake_run / "config.yaml"), str(snakemake_run / SMOKE)]
+    with pytest.raises(ArtifactError, match="another target size"):
+        attack_step(config, f"mi{size}_cnn", root / f"models/mi{size}_cnn/seed0/model.pt", root / "data/mnist.npz",
+                    root / f"membership/roles/size{size}/target.npz", [bad], tmp_path / "m.json", tmp_path / "s",
+                    tmp_path / "roc.png")
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_a_size_too_large_for_the_shadows_is_refused_before_any_job(snakemake_run, tmp_path):
+    from tempered.config import ConfigError
+
+    preset = yaml.safe_load((snakemake_run / SMOKE).read_text())
+    preset["membership"]["train_sizes"] = [29500]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(preset))
+    with pytest.raises(ConfigError, match="membership.train_sizes: 29500"):
+        load_config([snakemake_run / "config.yaml", bad])

@@ -63,8 +63,12 @@ def test_seed_and_temperature_wildcards_follow_config():
     paper = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
     assert {s for s in paper if s.startswith("train_model-cnn-")} == {f"train_model-cnn-seed{s}" for s in (0, 1, 2)}
     grid = (1, 2, 5, 10, 20, 30, 40, 50, 100)
-    assert {s for s in paper if s.startswith("train_student-")} == {
+    assert {s for s in paper if s.startswith("train_student-student")} == {
         f"train_student-student_T{t}-seed{s}" for t in grid for s in (0, 1, 2)}
+    # The membership targets distil too, one student per size, T and seed, on their own roles.
+    assert {s for s in paper if s.startswith("train_student-mi1000_")} == {
+        f"train_student-mi1000_student_T{t}-seed{s}" for t in grid for s in (0, 1, 2)}
+    assert "results/membership/roles/size1000/target.npz" in paper["train_student-mi1000_student_T20-seed1"]["deps"]
     student = paper["train_student-student_T20-seed1"]
     assert "results/distillation/teacher_T20/seed1/soft_labels.npz" in student["deps"]
 

@@ -97,8 +97,10 @@ def test_pgd_perturbation_stays_in_the_ball_and_restores_the_mode(cnn_cfg, small
 
     (x, y), _ = small_data
     model = build_model(cnn_cfg).train()
-    perturb = pgd_perturbation({"eps": 0.1, "alpha": 0.05, "steps": 3, "random_start": True}, 1.0,
-                               torch.Generator().manual_seed(0))
+    cfg = {"eps": 0.1, "alpha": 0.05, "steps": 3, "random_start": True, "warmup_epochs": 1}
+    perturb = pgd_perturbation(cfg, 1.0, torch.Generator().manual_seed(0), batches_per_epoch=2)
+    first = perturb(model, x[:32], y[:32])
+    assert (first - x[:32]).abs().max() <= 0.05 + 1e-6  # the first of two warm-up batches: half of eps
     x_adv = perturb(model, x[:32], y[:32])
     assert model.training  # the attack ran in eval mode and gave the model back as it found it
     assert (x_adv - x[:32]).abs().max() <= 0.1 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1

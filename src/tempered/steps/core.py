@@ -128,7 +128,8 @@ def train_step(config_files: Sequence[str], model_name: str, seed: int, images_p
         if "pgd_training" in mcfg:
             from tempered.pgd_training import pgd_perturbation
 
-            perturb = pgd_perturbation(mcfg["pgd_training"], mcfg["temperature"], generator)
+            batches = -(-len(x) // mcfg["batch_size"])
+            perturb = pgd_perturbation(mcfg["pgd_training"], mcfg["temperature"], generator, batches)
         history = train_classifier(
             model, x, y, epochs=mcfg["epochs"], batch_size=mcfg["batch_size"], optimizer_cfg=mcfg["optimizer"],
             temperature=mcfg["temperature"], generator=generator, device=device,

@@ -77,7 +77,7 @@ def snakemake_run(origin, tmp_path_factory) -> Path:
     from tests.pipeline import SMOKE, clone, run
 
     repo = clone(origin, tmp_path_factory.mktemp("sm") / "repo")
-    run(["snakemake", "--cores", "2", "--configfile", SMOKE], repo)
+    run(["snakemake", "--cores", "2", "--configfile", SMOKE], repo, timeout=3600)
     return repo
 
 
@@ -88,5 +88,7 @@ def dvc_run(origin, tmp_path_factory) -> Path:
 
     repo = clone(origin, tmp_path_factory.mktemp("dvc") / "repo")
     run([sys.executable, "-m", "tempered", "export-dvc", "--config", "config.yaml", "--config", SMOKE], repo)
-    run(["dvc", "repro"], repo)
+    # One stage at a time (about 100 on smoke): slower than Snakemake's two jobs at once; 15 min was too little
+    # with the membership stages on a shared 2-core machine.
+    run(["dvc", "repro"], repo, timeout=3600)
     return repo

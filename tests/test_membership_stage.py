@@ -105,8 +105,8 @@ def test_a_size_too_large_for_the_shadows_is_refused_before_any_job(snakemake_ru
     from tempered.config import ConfigError
 
     preset = yaml.safe_load((snakemake_run / SMOKE).read_text())
-    preset["membership"]["train_sizes"] = [29500]
+    preset["membership"]["train_sizes"] = [29950]  # smoke holds out n_eval=100: at most 29,900
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(preset))
-    with pytest.raises(ConfigError, match="membership.train_sizes: 29500"):
+    with pytest.raises(ConfigError, match="membership.train_sizes: 29950"):
         load_config([snakemake_run / "config.yaml", bad])

@@ -20,3 +20,16 @@ def build_model(model_cfg: Mapping[str, Any]) -> nn.Module:
         raise ValueError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}")
     # architecture_args: constructor arguments beyond dropout (FC10's weight-decay lambda, Szegedy et al. 2014).
     return ARCHITECTURES[name](dropout=model_cfg["dropout"], **model_cfg.get("architecture_args", {}))
+
+
+class ClassLogits(nn.Module):
+    """A model seen through its class logits only: a learned-confidence model returns (logits, confidence), and
+    attacks that ascend a loss on the logits (PGD) take the first."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        output = self.model(x)
+        return output[0] if isinstance(output, tuple) else output

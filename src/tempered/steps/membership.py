@@ -26,6 +26,7 @@ from tempered.calibration import calibration_metrics, fit_temperature
 from tempered.config import MEMBERSHIP_NAME, load_config, model_config
 from tempered.data.arrays import read_images, subset
 from tempered.device import resolve_device
+from tempered.models import ClassLogits
 from tempered.privacy.evaluation import Bootstrap, Logits, attack_target, metric_attacks
 from tempered.privacy.roles import shadow_roles, target_roles
 from tempered.provenance import provenance
@@ -63,6 +64,7 @@ def _adversarial_logits(model, x: torch.Tensor, y: torch.Tensor, config: dict, d
     """Song et al. 2019: logits of each candidate's PGD example (the attacker's eps, untargeted, true label)."""
     cfg = config["membership"]["adversarial_input"]
     attack = PGD(eps=cfg["eps"], alpha=cfg["alpha"], steps=cfg["steps"], random_start=cfg["random_start"], seed=0)
+    model = ClassLogits(model)  # a learned-confidence model is attacked through its class logits
     batch = config["evaluation"]["batch_size"]
     x_adv = torch.cat([attack.attack(model, x[i:i + batch].to(device), y[i:i + batch].to(device)).x_adv.cpu()
                        for i in range(0, len(x), batch)])

@@ -158,6 +158,11 @@ def membership_model_names(config: Mapping[str, Any]) -> list[str]:
     return list(cfg["models"]) + extra
 
 
+def robust_membership_model(config: Mapping[str, Any]) -> str | None:
+    """The first of membership.models trained with PGD (Song et al. 2019's robust model), if any."""
+    return next((m for m in config["membership"]["models"] if "pgd_training" in config["models"][m]), None)
+
+
 def membership_targets(config: Mapping[str, Any]) -> list[str]:
     return [f"mi{size}_{name}" for size in config["membership"]["train_sizes"]
             for name in membership_model_names(config)]

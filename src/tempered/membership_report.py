@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from tempered.artifacts import ArtifactError, read_json
+from tempered.claims import T_975
 
 # Attack metrics copied into the table; LiRA has no thresholded 'accuracy' (its scores are not thresholded).
 SCORE_COLUMNS = ("auroc", "advantage", "tpr_at_0.001_fpr", "tpr_at_0.01_fpr", "best_threshold_accuracy")
@@ -20,7 +21,6 @@ TARGET_COLUMNS = ("train_size", "training_temperature", "robust_training", "trai
 # Song et al. 2019 report the confidence attack's accuracy at the best threshold.
 SONG_ATTACK = "confidence"
 VARIANT_ORDER = ("deployed", "temperature_scaled", "adversarial_input")  # tempered.steps.membership.VARIANTS
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
 
 
 def read_records(paths: Sequence[Path]) -> list[dict[str, Any]]:

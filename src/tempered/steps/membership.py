@@ -216,14 +216,14 @@ def report_step(config_files: Sequence[str], metrics_paths: Sequence[Path], tabl
                 summary_path: Path, figure_paths: dict[str, Path]) -> None:
     from tempered import figures_membership as figs
     from tempered.artifacts import write_bytes
-    from tempered.config import membership_model_names
+    from tempered.config import membership_model_names, robust_membership_model
     from tempered.figures import save_figure
     from tempered.membership_report import markdown, membership_frame, read_records, summary
 
     config = load_config(config_files)
     cfg = config["membership"]
     frame = membership_frame(read_records(metrics_paths))
-    robust = next((m for m in cfg["models"] if "pgd_training" in config["models"][m]), None)
+    robust = robust_membership_model(config)
     write_table(table_path, frame)
     write_bytes(markdown_path, markdown(frame).encode())
     write_metrics(summary_path, summary(frame, config["distillation"]["base_model"], robust))

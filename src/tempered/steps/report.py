@@ -77,12 +77,12 @@ def _claims_frame(outcomes) -> pd.DataFrame:
 
 
 def _membership_findings(config: Mapping[str, Any], root: Path) -> str:
-    from tempered.config import distilled_names
+    from tempered.config import distilled_names, robust_membership_model
     from tempered.membership_report import findings
 
     cfg = config["membership"]
     students = list(zip(config["distillation"]["temperatures"], distilled_names(config, "student"), strict=True))
-    robust = next((m for m in cfg["models"] if "pgd_training" in config["models"][m]), None)
+    robust = robust_membership_model(config)
     return findings(read_json(root / paths.MEMBERSHIP_SUMMARY), config["distillation"]["base_model"],
                     students if cfg["distilled"] else [], robust)
 

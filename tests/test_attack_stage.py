@@ -16,6 +16,7 @@ from tempered.steps.attacks import (
     attack_sample_indices,
     attack_step,
     attack_summary,
+    attacked_sample_indices,
     build_attack,
     every_other_target,
     input_gradient_magnitudes,
@@ -37,6 +38,19 @@ def test_sample_draw_is_seeded_sorted_and_bounded():
     assert not np.array_equal(a, attack_sample_indices(10_000, 100, 4))
     with pytest.raises(ConfigError, match="more than the 10 test samples"):
         attack_sample_indices(10, 11, 0)
+
+
+def test_one_attack_can_run_on_a_prefix_of_the_shared_draw(repo_config):
+    cfg = {**repo_config["attacks"], "samples": 20}
+    shared = attack_sample_indices(10_000, 20, cfg["seed"])
+    assert np.array_equal(attacked_sample_indices(10_000, cfg, "jsma"), shared)
+    cfg["cw_l2"] = {**cfg["cw_l2"], "samples": 5}
+    assert np.array_equal(attacked_sample_indices(10_000, cfg, "cw_l2"), shared[:5])
+    # The sample count selects samples; it is not a parameter of the attack itself.
+    assert build_attack("cw_l2", cfg["cw_l2"], 1.0, 0).max_iterations == cfg["cw_l2"]["max_iterations"]
+    cfg["cw_l2"]["samples"] = 21
+    with pytest.raises(ConfigError, match=r"attacks.cw_l2.samples: 21 is more than attacks.samples \(20\)"):
+        attacked_sample_indices(10_000, cfg, "cw_l2")
 
 
 def test_known_temperature_jsma_differentiates_the_softmax_at_the_training_T(repo_config):

@@ -5,18 +5,26 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from tempered import paths, reference
 from tempered.artifacts import ArtifactError
 from tempered.claims import (
     DIRECTION_ONLY,
+    NOT_COMPARABLE,
     NOT_REPRODUCED,
     NOT_RUN,
     REPRODUCED,
+    T_975,
+    UNKNOWN_CAUSE,
+    VALUE_RULES,
     Measurement,
     Metric,
     evaluate,
+    evaluate_all,
+    fill_cause,
     load_claims,
     measure,
     metric_files,
@@ -175,3 +183,97 @@ def test_every_file_a_claim_reads_is_one_the_dag_can_build(preset):
     assert wanted and all(f.startswith("results/metrics/") and f.endswith(".json") for f in wanted)
     seeds = {str(s) for s in config["seeds"]}
     assert {f.rsplit("seed", 1)[1].removesuffix(".json") for f in wanted if "/seed" in f} <= seeds
+
+
+def _song_like(tmp_path, best: float, low: float, high: float) -> Metric:
+    path = tmp_path / paths.MEMBERSHIP_SUMMARY
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"song2019": {"natural": {
+        "best_threshold_accuracy": best, "best_threshold_accuracy_low": low, "best_threshold_accuracy_high": high,
+        "auroc": best + 0.1, "auroc_low": low, "auroc_high": high + 0.1}}}))
+    return Metric("MEMBERSHIP_SUMMARY", "song2019/natural/best_threshold_accuracy")
+
+
+def test_the_bootstrap_interval_of_a_maximum_never_passes_a_claim(tmp_path):
+    ours = measure(_song_like(tmp_path, 0.52, 0.51, 0.60), [0], tmp_path)
+    assert not ours.interval_valid
+    rule = {"kind": "abs", "tol": 0.03}
+    assert value_verdict(rule, ours, 0.5712) == NOT_REPRODUCED  # 0.5712 lies inside [0.51, 0.60]: not enough
+    auroc = measure(Metric("MEMBERSHIP_SUMMARY", "song2019/natural/auroc"), [0], tmp_path)
+    assert auroc.interval_valid and value_verdict(rule, auroc, 0.5712) == REPRODUCED
+
+
+def test_the_percentile_bootstrap_of_best_threshold_accuracy_excludes_the_truth_under_the_null():
+    """Why the rule above exists, measured: members and non-members from one distribution (no leakage, true
+    best-threshold accuracy 0.5); the percentile bootstrap's lower bound lies above 0.5 in most draws."""
+    from tempered.privacy.metrics import score_metrics
+
+    rng = np.random.default_rng(0)
+    draws = 40
+    excluded = sum(score_metrics(rng.normal(size=500), rng.normal(size=500), n_boot=100, level=0.95,
+                                 seed=i)["best_threshold_accuracy_low"] > 0.5 for i in range(draws))
+    assert excluded / draws > 0.5
+
+
+def test_the_t_interval_across_seeds_covers_the_truth_at_its_nominal_rate(tmp_path):
+    """Synthetic seeds drawn around a known mean: the 95% t-interval of claims.measure covers it ~95% of the
+    time for 3 seeds (the presets' count) and 5; a binomial 99.9% band around 0.95 for 2,000 trials is
+    [0.934, 0.966]."""
+    rng = np.random.default_rng(1)
+    for n in (3, 5):
+        trials, covered = 2000, 0
+        for _ in range(trials):
+            values = rng.normal(0.7, 0.05, size=n)
+            mean, sd = values.mean(), values.std(ddof=1)
+            half = T_975[n - 1] * sd / np.sqrt(n)
+            covered += mean - half <= 0.7 <= mean + half
+        assert 0.934 <= covered / trials <= 0.966, (n, covered / trials)
+    # And measure() computes exactly that interval from per-seed files.
+    for seed, error in enumerate([0.68, 0.71, 0.75]):
+        write_eval(tmp_path, "cnn", seed, error)
+    m = measure(Metric("EVAL_METRICS", "test/error_rate", model="cnn"), [0, 1, 2], tmp_path)
+    values = np.array([0.68, 0.71, 0.75])
+    assert m.high - m.value == pytest.approx(T_975[2] * values.std(ddof=1) / np.sqrt(3))
+
+
+def test_a_value_published_on_another_dataset_is_not_comparable_but_a_direction_is_judged(repo_config, tmp_path):
+    _song_like(tmp_path, 0.52, 0.51, 0.53)
+    claim = {"id": "x", "paper": "p", "where": "w", "quantity": "q", "published": 0.5712, "dataset": "Fashion-MNIST",
+             "source": "MEMBERSHIP_SUMMARY", "key": "song2019/natural/best_threshold_accuracy",
+             "rule": {"kind": "abs", "tol": 0.03}}
+    outcome = evaluate(claim, repo_config, tmp_path)
+    assert outcome.verdict == NOT_COMPARABLE and "Fashion-MNIST" in outcome.reason and outcome.ours.value == 0.52
+    # Measured on the same dataset the very same row is judged.
+    assert evaluate({**claim, "measured_on": "Fashion-MNIST"}, repo_config, tmp_path).verdict == NOT_REPRODUCED
+    direction = {**claim, "rule": {"kind": "direction"}, "key": "song2019/natural/auroc",
+                 "versus": {"key": "song2019/natural/best_threshold_accuracy", "published": 0.5}}
+    assert evaluate(direction, repo_config, tmp_path).verdict == REPRODUCED
+    unmeasured = {**claim, "requires_stage": "CIFAR-10: not in this MNIST pipeline", "dataset": "CIFAR-10"}
+    assert evaluate(unmeasured, repo_config, tmp_path).verdict == NOT_COMPARABLE
+
+
+def test_a_missed_claim_carries_its_cause_with_the_runs_setting(repo_config, tmp_path):
+    write_eval(tmp_path, "cnn", 0, 0.5)
+    claim = {"id": "x", "paper": "p", "where": "w", "quantity": "q", "published": 0.01, "source": "EVAL_METRICS",
+             "model": "cnn", "key": "test/error_rate", "rule": {"kind": "abs", "tol": 0.01},
+             "cause": "budget: {models.cnn.epochs} epochs"}
+    config = {**repo_config, "seeds": [0]}
+    (missed,) = evaluate_all([claim], config, tmp_path)
+    assert missed.verdict == NOT_REPRODUCED and missed.cause == f"budget: {repo_config['models']['cnn']['epochs']} epochs"
+    (unexplained,) = evaluate_all([{**claim, "cause": None}], config, tmp_path)
+    assert unexplained.cause == UNKNOWN_CAUSE
+    (held,) = evaluate_all([{**claim, "published": 0.5}], config, tmp_path)
+    assert held.verdict == REPRODUCED and held.cause == ""
+    with pytest.raises(ConfigError, match=r"claim x: its cause names 'models.cnn.epoch'"):
+        fill_cause({**claim, "cause": "{models.cnn.epoch}"}, repo_config)
+
+
+def test_each_published_value_is_judged_by_one_claim():
+    """No two value claims read the same number (the weight-decay-only FC100-100-10 error was judged twice)."""
+    seen: dict[tuple, str] = {}
+    for claim in load_claims(CLAIMS):
+        if claim["rule"]["kind"] not in VALUE_RULES or "requires_stage" in claim:
+            continue
+        where = (claim.get("source"), claim.get("model"), claim.get("attack"), claim.get("key"))
+        assert where not in seen, f"{claim['id']} and {seen[where]} judge the same measurement"
+        seen[where] = claim["id"]

@@ -10,7 +10,16 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tempered.claims import DIRECTION_ONLY, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS, Outcome
+from tempered.claims import (
+    DIRECTION_ONLY,
+    NOT_COMPARABLE,
+    NOT_REPRODUCED,
+    NOT_RUN,
+    REPRODUCED,
+    UNKNOWN_CAUSE,
+    VERDICTS,
+    Outcome,
+)
 
 TIMESTAMP_PREFIX = "Generated "
 # Report sections in reading order: heading, the claims.yaml papers they hold, the figure group they show.
@@ -79,13 +88,19 @@ def _rule(rule: Mapping[str, Any]) -> str:
             "increasing": "ordering: increasing"}[kind]
 
 
+def _where(claim: Mapping[str, Any]) -> str:
+    dataset = claim.get("dataset")
+    return claim["where"] + (f" ({dataset})" if dataset and dataset not in claim["where"] else "")
+
+
 def claims_table(outcomes: Sequence[Outcome]) -> str:
-    lines = ["| claim | where | published | ours [95% interval] | rule | verdict |",
-             "|---|---|---|---|---|---|"]
+    """One row per claim; a claim that missed carries its measured cause (claims.yaml 'cause') in the last column."""
+    lines = ["| claim | where | published | ours [95% interval] | rule | verdict | cause (measured) |",
+             "|---|---|---|---|---|---|---|"]
     for o in outcomes:
         verdict = o.verdict + (f": {o.reason}" if o.reason else "")
-        lines.append(f"| {o.claim['quantity']} | {o.claim['where']} | {_published(o.claim)} | {_ours(o)} | "
-                     f"{_rule(o.claim['rule'])} | {verdict} |")
+        lines.append(f"| {o.claim['quantity']} | {_where(o.claim)} | {_published(o.claim)} | {_ours(o)} | "
+                     f"{_rule(o.claim['rule'])} | {verdict} | {o.cause} |")
     return "\n".join(lines)
 
 
@@ -99,11 +114,16 @@ def section_summary(outcomes: Sequence[Outcome]) -> str:
     if not outcomes:
         return "No claims of this paper are listed."
     counts = verdict_counts(outcomes)
-    measured = len(outcomes) - counts[NOT_RUN]
+    measured = len(outcomes) - counts[NOT_RUN] - counts[NOT_COMPARABLE]
     if measured == 0:
         return f"None of its {len(outcomes)} claims is measured at this preset ({outcomes[0].reason})."
     text = (f"Of {len(outcomes)} claims, {measured} were measured at this preset: {counts[REPRODUCED]} reproduced, "
             f"{counts[DIRECTION_ONLY]} in direction only, {counts[NOT_REPRODUCED]} not reproduced.")
+    if counts[NOT_COMPARABLE]:
+        text += f" {counts[NOT_COMPARABLE]} published on another dataset: not comparable."
+    unexplained = sum(o.cause == UNKNOWN_CAUSE for o in outcomes)
+    if unexplained:
+        text += f" {unexplained} of the misses have no measured cause yet."
     misses = [o for o in outcomes if o.verdict == NOT_REPRODUCED and o.ours is not None
               and isinstance(o.claim["published"], (int, float))]
     misses.sort(key=lambda o: -abs(o.ours.value - o.claim["published"]))
@@ -127,7 +147,9 @@ def render(outcomes: Sequence[Outcome], papers: Mapping[str, str], run: Mapping[
             ", ".join(f"{v}: **{n}**" for v, n in counts.items()) + f" (of {len(outcomes)} claims).",
             "Verdicts are computed from the metrics files by the rules in `workflow/claims.yaml`; an abs/rel rule also "
             "passes when the published value lies inside our 95% interval (across seeds, or the bootstrap "
-            "interval of a single seed where the metric has one).", "",
+            "interval of a single seed where the metric has one and it holds: never the bootstrap of a maximum "
+            "such as best-threshold accuracy). A value published on another dataset than ours is 'not "
+            "comparable'. Each claim that missed names its measured cause, or says that none is measured yet.", "",
             f"![Temperature across the pipeline]({summary_figure})", ""]
     for heading, paper_keys, group in SECTIONS:
         section = [o for o in outcomes if o.claim["paper"] in paper_keys]

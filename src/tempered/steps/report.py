@@ -72,7 +72,7 @@ def _claims_frame(outcomes) -> pd.DataFrame:
                      "ours": None if m is None else m.value, "low": None if m is None else m.low,
                      "high": None if m is None else m.high, "n_seeds": None if m is None else m.n_seeds,
                      "series": "; ".join(f"{k}={v:.6g}" for k, v in o.series),
-                     "verdict": o.verdict, "reason": o.reason})
+                     "verdict": o.verdict, "reason": o.reason, "cause": o.cause})
     return pd.DataFrame(rows)
 
 

@@ -18,6 +18,7 @@ from tempered.claims import (
     NOT_RUN,
     REPRODUCED,
     T_975,
+    t_975,
     UNKNOWN_CAUSE,
     VALUE_RULES,
     Measurement,
@@ -277,3 +278,13 @@ def test_each_published_value_is_judged_by_one_claim():
         where = (claim.get("source"), claim.get("model"), claim.get("attack"), claim.get("key"))
         assert where not in seen, f"{claim['id']} and {seen[where]} judge the same measurement"
         seen[where] = claim["id"]
+
+
+def test_the_t_quantile_is_exact_past_the_table():
+    """Against scipy's Student t: the table up to 30 degrees of freedom, the expansion beyond (no 1.96 jump)."""
+    from scipy import stats
+
+    for df in (1, 2, 3, 10, 11, 20, 29, 30, 31, 40, 100, 1000):
+        assert t_975(df) == pytest.approx(stats.t.ppf(0.975, df), abs=6e-4), df
+    with pytest.raises(ValueError, match="at least 2 values"):
+        t_975(0)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from tempered import paths
-from tempered.claims import VERDICTS, load_claims
+from tempered.claims import NOT_COMPARABLE, NOT_RUN, VERDICTS, load_claims
 from tempered.reproduction_report import SECTIONS, TIMESTAMP_PREFIX
 from tests.pipeline import SMOKE, run
 
@@ -23,7 +23,9 @@ def test_report_has_a_verdict_for_every_claim(snakemake_run):
     table = pd.read_csv(snakemake_run / paths.CLAIMS_TABLE)
     assert list(table["id"]) == [c["id"] for c in claims]
     assert set(table["verdict"]) <= set(VERDICTS)
-    measured = table[table["verdict"] != "not run at this preset"]
+    # A claim published on a dataset this pipeline never measures (CIFAR) has no value of ours to show.
+    measured = table[~table["verdict"].isin([NOT_RUN, NOT_COMPARABLE]) | table["reason"].str.contains(
+        "measured here", na=False)]
     # A value claim has our value; an ordering claim has our series over the temperature grid instead.
     assert len(measured) > 10 and (measured["ours"].notna() | measured["series"].notna()).all()
     counts = json.loads((snakemake_run / paths.REPORT_METRICS).read_text())["verdicts"]

@@ -43,9 +43,24 @@ RULE_KINDS = ("abs", "rel", "at_least", "at_most", "direction", "decreasing", "i
 REQUIRED_FIELDS = ("id", "paper", "where", "quantity", "published", "rule")
 # Floating-point slack so that a value exactly on a tolerance boundary counts as inside it.
 EPS = 1e-9
-# Two-sided 95% Student t quantiles by degrees of freedom (1-10); beyond that the normal 1.96 is close enough
-# for an interval that is reported, not tested against.
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+# Two-sided 95% Student t quantiles t(0.975, df), df 1-30 (standard tables); beyond 30, t_975() expands around
+# the normal quantile (Cornish-Fisher, Abramowitz & Stegun 26.7.5), within 1e-4 of the exact value there.
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
+         20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048,
+         29: 2.045, 30: 2.042}
+_Z_975 = 1.959963984540054
+
+
+def t_975(df: int) -> float:
+    """The 0.975 quantile of Student's t with df degrees of freedom: the half-width factor of a 95% interval."""
+    if df < 1:
+        raise ValueError(f"a t-interval needs at least 2 values (df >= 1), got df={df}")
+    if df in T_975:
+        return T_975[df]
+    z = _Z_975
+    return (z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+            + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * df ** 3))
 
 
 @dataclass(frozen=True)
@@ -261,7 +276,7 @@ def measure(metric: Metric, seeds: Sequence[int], root: Path) -> Measurement:
     mean = sum(values) / n
     if n >= 2:
         sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-        half = T_975.get(n - 1, 1.96) * sd / math.sqrt(n)
+        half = t_975(n - 1) * sd / math.sqrt(n)
         return Measurement(mean, mean - half, mean + half, n)
     low, high = lows[0], highs[0]
     valid = metric.key.rpartition("/")[2] not in MAXIMUM_STATISTICS

@@ -29,6 +29,32 @@ N_BINS = 15  # the M of Guo et al. 2017 and of the reference code
 # --- temperature scaling ---------------------------------------------------------------------------------------
 
 
+class NoFiniteOptimum(ValueError):
+    """The NLL of softmax(z / T) has no minimum at a finite T > 0: it falls all the way to T -> `limit`.
+
+    `limit` is math.inf (the true-class logit is on average no higher than the mean logit: scaling towards the
+    uniform prediction only helps) or 0.0 (every sample classified correctly: sharpening only helps). A T from
+    an optimiser in either case is wherever it stopped, not a fit.
+    """
+
+    def __init__(self, reason: str, limit: float):
+        super().__init__(reason)
+        self.reason, self.limit = reason, limit
+
+
+def nll_slopes_in_inverse_temperature(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """d NLL / du at u = 1/T -> 0+ and as u -> inf, in closed form (float64).
+
+    NLL(u) = mean_n [logsumexp_k(u z_nk) - u z_ny] is convex in u, with derivative
+    mean_n [sum_k softmax(u z_n)_k z_nk - z_ny]. At u = 0 the softmax is uniform: mean_n(mean_k z_nk - z_ny).
+    As u -> inf it concentrates on the largest logits: mean_n(max_k z_nk - z_ny) >= 0. A minimum at a finite
+    T > 0 exists iff the first is negative and the second positive.
+    """
+    z = logits.detach().to(torch.float64)
+    true = z.gather(1, labels.detach().to(z.device).long().view(-1, 1)).squeeze(1)
+    return float((z.mean(dim=1) - true).mean()), float((z.amax(dim=1) - true).mean())
+
+
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, init: float = 1.5, max_iter: int = 100,
                     tolerance_grad: float = 1e-9) -> float:
     """The T > 0 minimising mean NLL of softmax(logits / T) against labels (Guo et al. 2017, section 4.2).
@@ -38,16 +64,29 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, init: float = 1.
     max_iter 50 from T = 1.5 and no line search, which can stop short of the optimum when T is far from 1.5
     (distilled models have T near 1/20 of their training temperature); the line search makes the result the
     optimum, not wherever 50 small steps ended. The problem is one-dimensional and the NLL is convex in 1/T,
-    so the optimum is unique when it exists. It does not when every sample is classified correctly (the NLL
-    then falls as T -> 0): that case raises.
+    so the optimum is unique when it exists. Whether it exists is decided first, in closed form
+    (nll_slopes_in_inverse_temperature), never by seeing a huge or tiny T: raises NoFiniteOptimum when every
+    sample is classified correctly (the NLL falls as T -> 0) or when the true-class logit is on average no
+    higher than the mean logit, as for a model near chance (the NLL falls as T -> inf; an optimiser then
+    returns a T of 1e6 that means nothing).
     """
     if len(logits) == 0:
         raise ValueError("cannot fit a temperature on zero samples")
     # float64: the NLL near its optimum is flat in T, and float32 round-off stalls the line search early.
     z = logits.detach().to(torch.float64)
     y = labels.detach().to(z.device)
-    if bool((z.argmax(1) == y).all()):
-        raise ValueError("every sample is classified correctly, so the NLL has no minimum at T > 0")
+    slope_0, slope_inf = nll_slopes_in_inverse_temperature(z, y)
+    # Round-off of the float64 means: a slope within it of zero is zero (the NLL is flat there to that precision).
+    tol = 1e-12 * float((z - z.gather(1, y.long().view(-1, 1))).abs().mean())
+    if slope_0 >= -tol:
+        raise NoFiniteOptimum(
+            f"no finite optimum (T -> inf): the true-class logit is on average no higher than the mean logit "
+            f"(d NLL / d(1/T) at 1/T = 0 is mean(mean_k z_k - z_y) = {slope_0:.4g} >= 0), so the NLL falls as "
+            f"T -> inf, towards the uniform prediction (NLL ln {z.shape[1]} = {math.log(z.shape[1]):.4f}); "
+            f"accuracy {float((z.argmax(1) == y).double().mean()):.4f}", limit=math.inf)
+    if slope_inf <= tol:
+        raise NoFiniteOptimum("no finite optimum (T -> 0): every sample is classified correctly (each "
+                              "true-class logit is a largest one), so the NLL has no minimum at T > 0", limit=0.0)
     log_t = torch.tensor(math.log(init), dtype=torch.float64, device=z.device, requires_grad=True)
     optimizer = torch.optim.LBFGS([log_t], lr=1.0, max_iter=max_iter, tolerance_grad=tolerance_grad,
                                   tolerance_change=1e-12, line_search_fn="strong_wolfe")

@@ -84,6 +84,7 @@ def before_after_scaling(frame: pd.DataFrame) -> plt.Figure:
     apply_style()
     pivot = (frame[frame.variant.isin(["deployed", "temperature_scaled"])]
              .pivot_table(index=["model", "attack"], columns="variant", values="auroc", aggfunc="mean")
+             .reindex(columns=["deployed", "temperature_scaled"])  # a target without a fitted T has no scaled row
              .dropna().reset_index())
     fig, ax = plt.subplots(figsize=(5.5, 5))
     sns.scatterplot(data=pivot, x="deployed", y="temperature_scaled", hue="attack", style="attack", s=50, ax=ax)

@@ -38,7 +38,8 @@ def membership_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per (target, seed, variant, attack) with the attack's metrics, bounds and the target's summary."""
     rows = []
     for record in records:
-        target = {k: record["target"][k] for k in TARGET_COLUMNS}
+        # No fitted_temperature / ece_scaled where T has no finite optimum (the attack step's record says why).
+        target = {k: record["target"].get(k, math.nan) for k in TARGET_COLUMNS}
         for variant, attacks in record["attacks"].items():
             for attack, m in attacks.items():
                 row = {"model": record["model"], "inner_model": record["inner_model"], "seed": record["seed"],
@@ -106,9 +107,10 @@ def markdown(frame: pd.DataFrame) -> str:
     lines += ["| target | size | T (training) | train acc. | test acc. | gap | fitted T | ECE -> scaled |",
               "|---|---|---|---|---|---|---|---|"]
     for model, t in targets.iterrows():
+        scaled = (f"{t.fitted_temperature:.3g} | {t.ece:.4f} -> {t.ece_scaled:.4f}"
+                  if math.isfinite(t.fitted_temperature) else f"not fitted: no finite optimum | {t.ece:.4f} -> -")
         lines.append(f"| {model} | {int(t.train_size)} | {t.training_temperature:g} | {t.train_accuracy:.4f} | "
-                     f"{t.test_accuracy:.4f} | {t.generalization_gap:+.4f} | {t.fitted_temperature:.3g} | "
-                     f"{t.ece:.4f} -> {t.ece_scaled:.4f} |")
+                     f"{t.test_accuracy:.4f} | {t.generalization_gap:+.4f} | {scaled} |")
     for variant in sorted(set(frame.variant), key=VARIANT_ORDER.index):
         rows = frame[frame.variant == variant]
         attacks = list(dict.fromkeys(rows.attack))

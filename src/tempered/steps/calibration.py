@@ -5,6 +5,7 @@ then one table and figure over every model. Reads the logits the evaluate step w
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,12 @@ from tempered.artifacts import (
     write_table,
 )
 from tempered.calibration import (
+    NoFiniteOptimum,
     calibration_metrics,
     confidence_and_correct,
     fit_temperature,
     nll,
+    nll_slopes_in_inverse_temperature,
     reliability_bins,
 )
 from tempered.config import load_config, model_config
@@ -84,10 +87,16 @@ def calibrate_step(config_files: Sequence[str], model_name: str, seed: int, logi
     else:
         fit_logits = torch.from_numpy(arrays[f"{fit_set}_logits"])
         fit_labels = torch.from_numpy(arrays[f"{fit_set}_labels"])
+        # The closed-form slopes of the NLL in 1/T decide whether a finite optimum exists; kept for every model.
+        slope_0, slope_inf = nll_slopes_in_inverse_temperature(fit_logits, fit_labels)
+        record["nll_slope_in_inverse_t"] = {"at_0": slope_0, "at_inf": slope_inf}
         try:
             temperature = fit_temperature(fit_logits, fit_labels, init=cfg["init_temperature"],
                                           max_iter=cfg["max_iter"])
-        except ValueError as err:  # every validation sample correct: the NLL has no minimum at T > 0
+        except NoFiniteOptimum as err:  # the NLL falls forever as T -> 0 or T -> inf: there is no T to record
+            record["no_finite_optimum"] = "T -> inf" if err.limit == math.inf else "T -> 0"
+            reason = f"{err} ({len(fit_labels)} '{fit_set}' samples)"
+        except ValueError as err:  # no samples to fit on
             reason = f"{err} ({len(fit_labels)} '{fit_set}' samples)"
     if reason is None:
         after = calibration_metrics(report_logits, report_labels, temperature, cfg["n_bins"])
@@ -138,8 +147,10 @@ def _markdown(table: pd.DataFrame) -> str:
     shown = table.copy()
     for col in ("ece_before", "ece_after", "mce_before", "mce_after"):
         shown[col] = (100 * shown[col]).map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
-    for col in ("nll_before", "nll_after", "brier_before", "brier_after", "fitted_temperature"):
+    for col in ("nll_before", "nll_after", "brier_before", "brier_after"):
         shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+    shown["fitted_temperature"] = [f"{t:.4g}" if fitted else "not fitted"
+                                   for t, fitted in zip(shown["fitted_temperature"], shown["fitted"], strict=True)]
     shown["distillation_temperature"] = shown["distillation_temperature"].map(lambda v: "" if pd.isna(v) else f"{v:g}")
     shown["accuracy"] = (100 * shown["accuracy"]).map(lambda v: f"{v:.2f}")
     shown = shown.drop(columns=["role", "fitted"])

@@ -4,7 +4,9 @@ each target (as deployed, after temperature scaling, and on PGD-perturbed inputs
 Three variants of every target are attacked:
 - deployed: the logits at T=1;
 - temperature_scaled: the logits divided by the T fitted on the calibration digits (Guo et al. 2017); the
-  attacker's shadows are scaled the same way, each by its own fitted T, as the attacker copies the deployment;
+  attacker's shadows are scaled the same way, each by its own fitted T, as the attacker copies the deployment.
+  Where the target's or a shadow's NLL has no finite optimum in T (a model near chance), there is no scaled
+  deployment to attack: the variant is skipped with the reason, never run at an optimiser's runaway T;
 - adversarial_input: Song et al. 2019, the metric attacks on the logits of PGD examples of each candidate.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ import torch
 
 from tempered.artifacts import ArtifactError, read_arrays, sha256_file, write_arrays, write_metrics, write_table
 from tempered.attacks.pgd import PGD
-from tempered.calibration import calibration_metrics, fit_temperature
+from tempered.calibration import NoFiniteOptimum, calibration_metrics, fit_temperature
 from tempered.config import MEMBERSHIP_NAME, load_config, model_config
 from tempered.data.arrays import read_images, subset
 from tempered.device import resolve_device
@@ -71,10 +74,15 @@ def _adversarial_logits(model, x: torch.Tensor, y: torch.Tensor, config: dict, d
     return _logits(model, x_adv, config, device)
 
 
-def _fitted_temperature(model_name: str, logits: torch.Tensor, labels: torch.Tensor, config: dict) -> float:
+def _fitted_temperature(model_name: str, logits: torch.Tensor, labels: torch.Tensor,
+                        config: dict) -> tuple[float, str]:
+    """(T, "") or, where the NLL has no finite optimum in T, (NaN, the reason): nothing to scale by."""
     try:
         return fit_temperature(logits, labels, config["calibration"]["init_temperature"],
-                               config["calibration"]["max_iter"])
+                               config["calibration"]["max_iter"]), ""
+    except NoFiniteOptimum as err:
+        log.warning("%s: temperature not fitted on the calibration digits: %s", model_name, err)
+        return math.nan, f"{model_name}: {err} ({len(labels)} calibration digits)"
     except ValueError as err:
         raise ArtifactError(f"{model_name}: temperature scaling on the calibration digits failed: {err}") from err
 
@@ -101,7 +109,9 @@ def shadow_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
         x, _ = subset(images, candidates, name)
         arrays[f"candidate_{name}_logits"] = _logits(model, x, config, device).numpy()
     x, y = subset(images, roles, "calibration")
-    arrays["temperature"] = np.float64(_fitted_temperature(model_name, _logits(model, x, config, device), y, config))
+    temperature, not_fitted = _fitted_temperature(model_name, _logits(model, x, config, device), y, config)
+    arrays["temperature"] = np.float64(temperature)  # NaN: no finite optimum, the reason beside it
+    arrays["temperature_not_fitted_reason"] = np.array(not_fitted)
     record = provenance({"membership": config["membership"], "calibration": config["calibration"]},
                         seed=meta["provenance"]["seed"], device=device,
                         data_digests={p.name: sha256_file(p) for p in (checkpoint, roles_path, target_roles_path)})
@@ -134,12 +144,24 @@ def _target_summary(members: Logits, nonmembers: Logits, temperature: float, mcf
     """What leakage is compared with: the generalization gap and calibration (on the non-members)."""
     train_acc = float((members.logits.argmax(1) == members.labels).double().mean())
     before = calibration_metrics(nonmembers.logits, nonmembers.labels, 1.0, n_bins)
-    after = calibration_metrics(nonmembers.logits, nonmembers.labels, temperature, n_bins)
+    # NaN where T has no finite optimum: metrics files drop NaN, so the keys are absent, not a runaway T.
+    after = (calibration_metrics(nonmembers.logits, nonmembers.labels, temperature, n_bins)
+             if math.isfinite(temperature) else {"ece": math.nan, "nll": math.nan})
     return {"train_size": size, "training_temperature": mcfg["temperature"],
             "robust_training": "pgd_training" in mcfg or "adversarial_training" in mcfg,
             "train_accuracy": train_acc, "test_accuracy": before["accuracy"],
             "generalization_gap": train_acc - before["accuracy"], "fitted_temperature": temperature,
             "ece": before["ece"], "ece_scaled": after["ece"], "nll": before["nll"], "nll_scaled": after["nll"]}
+
+
+def _unscalable(target_reason: str, shadow_paths: Sequence[Path], shadows: list[dict[str, np.ndarray]]) -> str:
+    """Why the temperature_scaled variant cannot be attacked ("" if it can): the target or a shadow has no T."""
+    reasons = [target_reason] if target_reason else []
+    for path, shadow in zip(shadow_paths, shadows, strict=True):
+        if not math.isfinite(float(shadow["temperature"])):
+            why = str(shadow["temperature_not_fitted_reason"]) if "temperature_not_fitted_reason" in shadow else ""
+            reasons.append(f"shadow {path}: {why or 'no fitted temperature'}")
+    return "; ".join(reasons)
 
 
 def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, images_path: Path, roles_path: Path,
@@ -160,14 +182,19 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
     roles = read_arrays(roles_path, required=("members", "nonmembers", "calibration"))
     sets = {name: subset(images, roles, name) for name in ("members", "nonmembers", "calibration")}
     logits = {name: _logits(model, x, config, device) for name, (x, _) in sets.items()}
-    temperature = _fitted_temperature(model_name, logits["calibration"], sets["calibration"][1], config)
+    temperature, not_fitted = _fitted_temperature(model_name, logits["calibration"], sets["calibration"][1], config)
     members, nonmembers = (Logits(logits[n], sets[n][1]) for n in ("members", "nonmembers"))
     shadows = _read_shadows(shadow_paths, len(members.labels), len(nonmembers.labels))
+    skipped = {"temperature_scaled": _unscalable(not_fitted, shadow_paths, shadows)}
+    skipped = {variant: why for variant, why in skipped.items() if why}
     boot = Bootstrap(**cfg["bootstrap"])
 
     results: dict[str, dict[str, Any]] = {}
     columns: dict[str, dict[str, np.ndarray]] = {}
     for variant in VARIANTS:
+        if variant in skipped:
+            log.warning("%s: variant %s skipped: %s", model_name, variant, skipped[variant])
+            continue
         if variant == "adversarial_input":
             t_in, t_out = (Logits(_adversarial_logits(model, *sets[n], config, device), sets[n][1])
                            for n in ("members", "nonmembers"))
@@ -201,6 +228,7 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
         "target": _target_summary(members, nonmembers, temperature, mcfg, int(match["size"]),
                                   config["calibration"]["n_bins"]),
         "attacks": results,
+        "skipped_variants": skipped,
         "n_members": len(members.labels), "n_nonmembers": len(nonmembers.labels), "n_shadows": len(shadows),
         "provenance": provenance({"membership": cfg, "calibration": config["calibration"]},
                                  seed=meta["provenance"]["seed"], device=device,

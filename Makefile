@@ -52,6 +52,7 @@ $(VENV)/.runtime: requirements.txt pyproject.toml
 
 $(VENV)/.test: $(VENV)/.runtime requirements-test.txt
 	$(BIN)/pip install --quiet -r requirements-test.txt
+	$(BIN)/pip install --quiet --no-deps torchattacks==3.5.1
 	touch $@
 
 # Fashion-MNIST (OOD data) from Debian when running as root and it is missing; otherwise the

@@ -30,6 +30,14 @@ def temperature_of(config: Mapping[str, Any], model: str) -> float | None:
     return model_config(config, model)["temperature"] if DISTILLED_NAME.match(model) else None
 
 
+def log10_mean_abs(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per-sample log10 mean |dF/dx| (the gradients step's log-space value; -inf where an older file underflowed)."""
+    if "log10_mean_abs" in arrays:
+        return np.asarray(arrays["log10_mean_abs"], dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return np.log10(np.asarray(arrays["mean_abs"], dtype=np.float64))
+
+
 def tidy_results(config, eval_metrics: Sequence[dict], attack_metrics: Sequence[dict],
                  gradients: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
     """One row per (model, seed, quantity): the long table every summary and figure is drawn from."""
@@ -38,7 +46,8 @@ def tidy_results(config, eval_metrics: Sequence[dict], attack_metrics: Sequence[
         rows.append({"model": m["model"], "seed": m["seed"], "quantity": "test_accuracy",
                      "value": m["test"]["accuracy"]})
     for m in attack_metrics:
-        for key in ("success_rate", "distortion_mean", "distortion_median", "features_changed_fraction_mean"):
+        for key in ("success_rate", "distortion_mean", "distortion_median", "features_changed_fraction_mean",
+                    "robustness_features_fraction"):
             if key in m:
                 rows.append({"model": m["model"], "seed": m["seed"], "quantity": f"{m['attack']}.{key}",
                              "value": m[key]})
@@ -46,6 +55,11 @@ def tidy_results(config, eval_metrics: Sequence[dict], attack_metrics: Sequence[
         model, seed = key.split("/")
         rows.append({"model": model, "seed": int(seed.removeprefix("seed")),
                      "quantity": "gradient_mean_abs_median", "value": float(np.median(arrays["mean_abs"]))})
+        # The log10 is what compares students: a hot student's gradients lie below float64's range.
+        log10_median = float(np.median(log10_mean_abs(arrays)))
+        if np.isfinite(log10_median):
+            rows.append({"model": model, "seed": int(seed.removeprefix("seed")),
+                         "quantity": "gradient_log10_mean_abs_median", "value": log10_median})
     frame = pd.DataFrame(rows)
     frame["role"] = frame["model"].map(lambda m: m.split("_T")[0] if DISTILLED_NAME.match(m) else "base")
     frame["T"] = frame["model"].map(lambda m: temperature_of(config, m))
@@ -71,7 +85,7 @@ def paper_value(role: str, temperature: float | None, quantity: str) -> float:
             return reference.PAPERNOT_JSMA_SUCCESS_BASE
         if role == "student" and temperature in reference.PAPERNOT_JSMA_SUCCESS:
             return reference.PAPERNOT_JSMA_SUCCESS[temperature]
-    if quantity == "jsma.features_changed_fraction_mean" and role == "base":
+    if quantity == "jsma.robustness_features_fraction" and role == "base":
         return reference.PAPERNOT_ROBUSTNESS["base"]
     if quantity == "test_accuracy" and role == "base":
         return reference.PAPERNOT_ACCURACY["base"]
@@ -103,19 +117,21 @@ def markdown(table: pd.DataFrame, attacks: Sequence[str]) -> str:
     header = ["model", "T", "test accuracy"]
     for attack in attacks:
         header += [f"{attack} success", f"{attack} distortion"]
-    header += ["JSMA features changed", "median mean-abs input gradient"]
+    header += ["JSMA robustness (features changed)", "median log10 mean-abs input gradient"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, r in deployed.iterrows():
         cells = [r["model"], "-" if np.isnan(r["T"]) else f"{r['T']:g}", cell(r["model"], "test_accuracy", 4)]
         for attack in attacks:
             cells += [cell(r["model"], f"{attack}.success_rate"), cell(r["model"], f"{attack}.distortion_mean")]
-        cells += [cell(r["model"], "jsma.features_changed_fraction_mean"),
-                  cell(r["model"], "gradient_mean_abs_median", 6)]
+        cells += [cell(r["model"], "jsma.robustness_features_fraction"),
+                  cell(r["model"], "gradient_log10_mean_abs_median", 2)]
         lines.append("| " + " | ".join(cells) + " |")
     notes = [
         "",
         "Success: fraction of all attempts (targeted attacks: every drawn test sample x its 9 other classes);",
         "distortion: mean over successful attempts (JSMA: L0 features, C&W: L2, FGSM/PGD: Linf).",
+        "Input gradient: per sample, log10 of the mean over classes and pixels of |dF_j/dx_i| of the softmax at",
+        "T=1, in float64 and log space (a T=100 student's lie below 1e-308); median over samples.",
         "Brackets: 95% t-interval across training seeds (absent with one seed). Paper values from",
         "Papernot et al. 2016 (S&P) and Carlini & Wagner 2016/2017, see ../shared/reference/anchors.md.",
     ]
@@ -152,6 +168,15 @@ def claims(table: pd.DataFrame, attacks: Sequence[str]) -> list[str]:
         after = _mean(table, hottest["model"], "jsma_known_t.success_rate")
         lines.append(f"- Gradient masking: JSMA on softmax(z/T) with T known succeeds at {after:.3f} on "
                      f"T={hottest['T']:g} (JSMA at T=1: {_mean(table, hottest['model'], 'jsma.success_rate'):.3f}).")
+    gradient = [(t, _mean(table, m, "gradient_log10_mean_abs_median")) for m, t in students.itertuples(index=False)]
+    gradient = [(t, g) for t, g in gradient if np.isfinite(g)]
+    if len(gradient) >= 2:
+        (t_cold, cold), (t_hot, hot) = gradient[0], gradient[-1]
+        falls = bool(np.all(np.diff([g for _, g in gradient]) < 0))
+        lines.append(f"- Papernot et al.: input gradients of the softmax shrink as T grows (by up to 1e30) — "
+                     f"{'seen' if falls else 'NOT seen'} across the students: median log10 mean |dF/dx| "
+                     f"{cold:.1f} at T={t_cold:g} -> {hot:.1f} at T={t_hot:g}, {cold - hot:.1f} orders of "
+                     f"magnitude (undistilled: {_mean(table, base, 'gradient_log10_mean_abs_median'):.1f}).")
     if "cw_l2" in attacks:
         rates = [_mean(table, m, "cw_l2.success_rate") for m in students["model"]]
         base_l2 = _mean(table, base, "cw_l2.distortion_mean")
@@ -192,14 +217,14 @@ def success_figure(frame: pd.DataFrame, attacks: Sequence[str]) -> plt.Figure:
 def robustness_figure(frame: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for attack in ("jsma", "jsma_known_t"):
-        data = _students(frame)[_students(frame)["quantity"] == f"{attack}.features_changed_fraction_mean"]
+        data = _students(frame)[_students(frame)["quantity"] == f"{attack}.robustness_features_fraction"]
         if len(data):
             sns.lineplot(data=data, x="T", y="value", marker="o", ax=ax, label=ATTACK_LABELS[attack])
     ax.axhline(reference.PAPERNOT_ROBUSTNESS["base"], color="grey", linestyle=":", label="paper, undistilled")
     ax.axhline(reference.PAPERNOT_ROBUSTNESS["distilled"], color="black", linestyle="--", label="paper, distilled")
     ax.set_xscale("log")
     ax.set(xlabel="distillation temperature T", ylabel="fraction of features changed",
-           title="Robustness: features JSMA changes (successful attempts)")
+           title="Robustness: fewest features JSMA changes per sample (failures at the cap)")
     ax.legend(fontsize=8)
     return fig
 
@@ -220,16 +245,22 @@ def accuracy_figure(frame: pd.DataFrame) -> plt.Figure:
 
 
 def gradients_figure(config, gradients: Mapping[str, Mapping[str, np.ndarray]]) -> plt.Figure:
-    rows = []
-    for key, arrays in gradients.items():
+    """Histogram per model of the per-sample log10 mean |dF/dx| (float64, log space: no underflow clipping);
+    a sample whose gradient is exactly 0 has no logarithm and is counted in the title instead."""
+    rows, zeros = [], 0
+    for key, arrays in sorted(gradients.items(), key=lambda kv: temperature_of(config, kv[0].split("/")[0]) or 0.0):
         model = key.split("/")[0]
         temperature = temperature_of(config, model)
         label = "undistilled" if temperature is None else f"T={temperature:g}"
-        rows += [{"model": label, "log10 mean |dF/dx|": np.log10(max(v, 1e-300))} for v in arrays["mean_abs"]]
+        values = log10_mean_abs(arrays)
+        zeros += int((~np.isfinite(values)).sum())
+        rows += [{"model": label, "log10 mean |dF/dx|": v} for v in values[np.isfinite(values)]]
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    sns.histplot(pd.DataFrame(rows), x="log10 mean |dF/dx|", hue="model", element="step", fill=False, ax=ax,
-                 bins=40)
-    ax.set_title("Input-gradient magnitudes of the deployed softmax, per sample")
+    if rows:
+        sns.histplot(pd.DataFrame(rows), x="log10 mean |dF/dx|", hue="model", element="step", fill=False, ax=ax,
+                     bins=40)
+    ax.set_title("Input-gradient magnitudes of the deployed softmax, per sample"
+                 + (f" ({zeros} exactly 0, not shown)" if zeros else ""))
     return fig
 
 

@@ -4,7 +4,9 @@ magnitudes, and the success-vs-temperature report (Papernot et al. 2016, S&P, se
 
 from __future__ import annotations
 
+import copy
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from tempered.artifacts import read_arrays, read_json, sha256_file, write_arrays, write_metrics
-from tempered.attacks.common import AttackResult, l0_fraction
+from tempered.attacks.common import AttackResult, adversarial_robustness, l0_fraction
 from tempered.attacks.cw_l2 import CarliniWagnerL2
 from tempered.attacks.fgsm import FGSM
 from tempered.attacks.jsma import JSMA
@@ -84,8 +86,15 @@ def run_batched(attack, model, x, labels, target, batch_size: int, desc: str) ->
                         distortion=torch.cat([p.distortion for p in parts]), norm=parts[0].norm)
 
 
-def attack_summary(result: AttackResult, x: torch.Tensor, clean_correct: torch.Tensor) -> dict[str, float]:
-    """Success rate over every attempt, distortion over the successful ones (the papers' convention)."""
+def attack_summary(result: AttackResult, x: torch.Tensor, clean_correct: torch.Tensor,
+                   robustness_cap: float | None = None, sample: torch.Tensor | None = None) -> dict[str, float]:
+    """Success rate over every attempt, distortion over the successful ones (the papers' convention).
+
+    With robustness_cap (JSMA's most features changed), also Papernot's robustness (common.adversarial_robustness):
+    per correctly classified sample (`sample`: the attacked sample of each attempt), the fewest features any of
+    its targets needed, a failure counted at the cap. Targets are never the label, so clean_correct also
+    excludes samples already assigned to their target.
+    """
     ok = result.success
     distortion = result.distortion[ok]
     summary = {
@@ -100,6 +109,9 @@ def attack_summary(result: AttackResult, x: torch.Tensor, clean_correct: torch.T
         summary["distortion_median"] = distortion.median().item()
     if result.norm == "l0" and ok.any():
         summary["features_changed_fraction_mean"] = l0_fraction(x[ok], result.x_adv[ok]).mean().item()
+    if result.norm == "l0" and robustness_cap is not None and clean_correct.any():
+        summary["robustness_features_fraction"] = adversarial_robustness(
+            l0_fraction(x, result.x_adv), ok, clean_correct, robustness_cap, sample)
     return summary
 
 
@@ -129,7 +141,9 @@ def attack_step(config_files: Sequence[str], attack_name: str, model_name: str, 
     attack = build_attack(attack_name, cfg[attack_name], temperature, cfg["seed"])
     result = run_batched(attack, model, x[rows], labels[rows], target, cfg["batch_size"],
                          f"{attack_name} on {model_name}")
-    summary = attack_summary(result, x[rows], clean_correct[rows])
+    # Papernot's robustness counts a failed JSMA attempt at the most JSMA may change (2 * max_iter features).
+    cap = attack.max_fraction(x[0].numel()) if isinstance(attack, JSMA) else None
+    summary = attack_summary(result, x[rows], clean_correct[rows], cap, sample=rows)
     log.info("%s on %s (seed %d): %s", attack_name, model_name, seed, summary)
     write_arrays(out, {
         "x_adv": result.x_adv.cpu().numpy(), "success": result.success.cpu().numpy(),
@@ -146,16 +160,55 @@ def attack_step(config_files: Sequence[str], attack_name: str, model_name: str, 
     })
 
 
+def log_input_gradient_magnitudes(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """ln |dF_j/dx_i| of the deployed softmax F (T=1), per sample: (N, classes, features), float64, -inf where
+    the derivative is exactly 0. Papernot et al. 2016 section V.C: distillation shrinks these by up to 1e30,
+    which is what starves JSMA.
+
+    In float32 they underflow to exactly 0 at T=20 and above, and even float64 (down to ~1e-308) is not enough
+    at T=100, where the softmax margin reaches e^-1000. So the model runs in float64 (a copy, logits and their
+    Jacobian J = dz/dx in float64) and the softmax Jacobian is formed in log space:
+    dF_j/dx = sum_k p_j p_k (J_j - J_k) = exp(ln p_j + m_j) * S_j, S_j = sum_{k != j} exp(ln p_k - m_j) (J_j - J_k),
+    with m_j = max_{k != j} ln p_k, so S_j is of order |J| and the tiny factor stays a logarithm. Writing it as
+    p_j (J_j - sum_k p_k J_k) instead would cancel catastrophically for the top class, where p_j is 1.
+    """
+    try:
+        x_in = x.detach().to(torch.float64).requires_grad_(True)
+        logits = copy.deepcopy(model).double()(x_in)
+    except RuntimeError:
+        # Weights that .double() cannot reach (held outside the module's parameters): the logits and their
+        # Jacobian stay in the model's precision. That costs digits, not range: the underflow is in the softmax.
+        x_in = x.detach().requires_grad_(True)
+        logits = model(x_in)
+    n_classes = logits.shape[1]
+    jac = torch.stack([torch.autograd.grad(logits[:, k].sum(), x_in, retain_graph=k < n_classes - 1)[0].flatten(1)
+                       for k in range(n_classes)], dim=1).to(torch.float64)  # (N, classes, features)
+    log_p = torch.log_softmax(logits.detach().to(torch.float64), dim=1)
+    same = torch.eye(n_classes, dtype=torch.bool, device=log_p.device)
+    others = log_p[:, None, :].expand(-1, n_classes, -1).masked_fill(same, -math.inf)  # [n, j, k]: ln p_k, k != j
+    m = others.amax(dim=2, keepdim=True)
+    r = (others - m).exp()  # weights of the other classes, the largest 1
+    s = r.sum(dim=2, keepdim=True) * jac - torch.einsum("njk,nkf->njf", r, jac)
+    return log_p[:, :, None] + m + s.abs().log()
+
+
 def input_gradient_magnitudes(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """|dF_j/dx_i| of the deployed softmax F (T=1), per sample: (N, classes, features). Papernot et al. 2016
-    section V.C: distillation shrinks these by orders of magnitude, which is what starves JSMA."""
-    x = x.detach().requires_grad_(True)
-    probs = torch.softmax(model(x).double(), dim=1)
-    rows = []
-    for j in range(probs.shape[1]):
-        (grad,) = torch.autograd.grad(probs[:, j].sum(), x, retain_graph=j < probs.shape[1] - 1)
-        rows.append(grad.flatten(1).abs())
-    return torch.stack(rows, dim=1)
+    """|dF_j/dx_i| of the deployed softmax (T=1), computed in float64, in the input's dtype: (N, classes,
+    features). Underflows to 0 for hot students (below ~1e-45 in float32, ~1e-308 in float64): compare those
+    with log_input_gradient_magnitudes."""
+    return log_input_gradient_magnitudes(model, x).exp().to(x.dtype)
+
+
+def gradient_summaries(log_magnitudes: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per sample: the mean and max over (class, feature) of |dF_j/dx_i|, and their log10, which stays finite
+    where the value underflows float64 (a T=100 student); the fraction of derivatives above 0.01."""
+    flat = log_magnitudes.flatten(1)
+    ln10 = math.log(10.0)
+    log10_mean = (torch.logsumexp(flat, dim=1) - math.log(flat.shape[1])) / ln10
+    log10_max = flat.amax(dim=1) / ln10
+    return {"log10_mean_abs": log10_mean.numpy(), "log10_max_abs": log10_max.numpy(),
+            "mean_abs": torch.pow(10.0, log10_mean).numpy(), "max_abs": torch.pow(10.0, log10_max).numpy(),
+            "fraction_above_0.01": (flat > math.log(0.01)).double().mean(dim=1).numpy()}
 
 
 def gradients_step(config_files: Sequence[str], model_name: str, checkpoint: Path, images_path: Path,
@@ -166,11 +219,7 @@ def gradients_step(config_files: Sequence[str], model_name: str, checkpoint: Pat
     images = read_images(images_path)
     index = attack_sample_indices(len(images["y_test"]), cfg["gradient_samples"], cfg["seed"])
     x = torch.from_numpy(images["x_test"][index].astype(np.float32) / 255.0).unsqueeze(1)
-    magnitudes = input_gradient_magnitudes(model, x)
-    write_arrays(out, {"mean_abs": magnitudes.mean(dim=(1, 2)).numpy(),
-                       "max_abs": magnitudes.amax(dim=(1, 2)).numpy(),
-                       "fraction_above_0.01": (magnitudes > 0.01).double().mean(dim=(1, 2)).numpy(),
-                       "test_index": index})
+    write_arrays(out, {**gradient_summaries(log_input_gradient_magnitudes(model, x)), "test_index": index})
 
 
 def register(add_step) -> None:

@@ -296,10 +296,25 @@ def test_magnify_scales_to_the_distortion_and_clips():
     assert (distortion(x, clipped)[:2] < 2.0).all()
 
 
-def test_gaussian_noise_is_seeded_clipped_and_of_the_right_scale():
+def test_gaussian_noise_is_seeded_and_of_the_right_scale():
     x = torch.full((64, 1, 28, 28), 0.5)
     noisy = gaussian_noise(x, 0.1, torch.Generator().manual_seed(9))
     assert torch.equal(noisy, gaussian_noise(x, 0.1, torch.Generator().manual_seed(9)))
     assert math.isclose((noisy - x).std().item(), 0.1, rel_tol=0.02)
-    wide = gaussian_noise(torch.zeros(4, 1, 28, 28), 0.3, torch.Generator().manual_seed(9))
-    assert wide.min() == 0 and wide.max() <= 1
+
+
+@pytest.mark.parametrize("sigma", [0.06, 0.1, 0.3])
+def test_unclipped_gaussian_noise_has_distortion_sigma_as_the_paper_lists(sigma):
+    # Tables 2 and 4 give a Gaussian row's distortion as sigma, on MNIST's mostly black digits.
+    x = torch.zeros(256, 1, 28, 28)
+    x[:, :, 8:20, 10:18] = 1.0
+    noisy = gaussian_noise(x, sigma, torch.Generator().manual_seed(9))
+    assert math.isclose(distortion(x, noisy).mean().item(), sigma, rel_tol=0.01)
+
+
+def test_clipped_gaussian_noise_stays_in_the_box_and_measures_less_than_sigma():
+    x = torch.zeros(64, 1, 28, 28)
+    clipped = gaussian_noise(x, 0.3, torch.Generator().manual_seed(9), clip=True)
+    assert clipped.min() == 0 and clipped.max() <= 1
+    # On black pixels only the positive half of N(0, sigma^2) survives: distortion sigma / sqrt(2).
+    assert math.isclose(distortion(x, clipped).mean().item(), 0.3 / math.sqrt(2), rel_tol=0.02)

@@ -112,7 +112,9 @@ def test_training_with_perturb_trains_on_the_perturbed_batches(repo_config, smal
     the model one output per batch, so it stays near chance where the same steps on the real digits do not.
     Softmax regression (FC10), which learns MNIST within one epoch."""
     (x, y), val = small_data
-    cfg = repo_config["models"]["fc10_1em4"]
+    # FC10 trains by full-batch L-BFGS in the config; the perturbation hook belongs to the minibatch loop.
+    cfg = {**repo_config["models"]["fc10_1em4"], "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9,
+                                                               "nesterov": False, "weight_decay": 0.0}}
 
     def train(perturb):
         generator = seed_everything(3)

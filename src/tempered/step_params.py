@@ -34,7 +34,7 @@ STEP_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
                          "szegedy.magnify_to"),
     "szegedy-examples": ("szegedy.example_images",),
     "szegedy-report": ("szegedy.cross_model", "szegedy.cross_training_set", "szegedy.adversarial_training",
-                       "szegedy.paper_labels"),
+                       "szegedy.paper_labels", "szegedy.attack.sample_set", "szegedy.gaussian.clip"),
     "membership-roles": ("membership.n_eval", "membership.seed"),
     "membership-shadow": ("membership.adversarial_input", "evaluation.batch_size", "calibration.init_temperature",
                           "calibration.max_iter"),

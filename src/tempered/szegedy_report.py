@@ -82,8 +82,20 @@ def table3(config, models: Sequence[str], eval_metrics, training_set_error, atta
     return pd.DataFrame(rows)
 
 
+def _paper_row_distortion(kind: str, row: str, row_label: str, group: str, transfer: Sequence[dict]) -> float:
+    """The distortion the paper lists for a row: Table 1's (or 3's) for a model's examples, sigma for a Gaussian
+    row (the paper adds unclipped noise, so sigma is what it measures); none for a magnified row."""
+    if kind == "adversarial":
+        table = reference.SZEGEDY_TABLE1 if group == "cross_model" else reference.SZEGEDY_TABLE3
+        return table.get(row_label, {}).get("distortion", np.nan)
+    if kind == "gaussian":
+        return _mean([t[group]["gaussian_sigma"][row] for t in transfer if row in t[group].get("gaussian_sigma", {})])
+    return np.nan
+
+
 def transfer_table(config, group: str, transfer: Sequence[dict], attack_metrics, paper: Mapping) -> pd.DataFrame:
-    """Long form: one row per (row kind, row, column model); error and row distortion averaged over seeds."""
+    """Long form: one row per (row kind, row, column model); error and row distortion averaged over seeds,
+    the row's published distortion beside it."""
     labels = {m: config["szegedy"]["paper_labels"][m] for m in config["szegedy"][group]}
     at = _by_model(attack_metrics)
     kinds = [("adversarial", "adversarial", None), ("gaussian", "gaussian", "gaussian_distortion")]
@@ -102,11 +114,13 @@ def transfer_table(config, group: str, transfer: Sequence[dict], attack_metrics,
                 dist = _mean([r.get("distortion_mean", np.nan) for r in at.get(row, [])])
             else:
                 dist = _mean([t[group][dist_key][row] for t in transfer if row in t[group][dist_key]])
+            paper_dist = _paper_row_distortion(kind, row, row_label, group, transfer)
             for col in labels:
                 rows.append({
                     "kind": kind, "row": row, "row_label": row_label, "model": col, "model_label": labels[col],
                     "error_rate": _mean([t[group][key][row][col] for t in transfer if row in t[group][key]]),
                     "row_distortion": dist,
+                    "paper_row_distortion": paper_dist,
                     "n_seeds": sum(row in t[group][key] for t in transfer),
                     "paper": paper.get(paper_row, {}).get(labels[col], np.nan),
                 })
@@ -162,7 +176,8 @@ def markdown_transfer(t: pd.DataFrame, title: str) -> str:
     rows = []
     for (row_label, _kind), group in t.groupby(["row_label", "kind"], sort=False):
         cells = {r.model_label: _fmt(r.error_rate, r.paper) for r in group.itertuples()}
-        rows.append([row_label, *(cells.get(c, "-") for c in columns), _fmt(group["row_distortion"].iloc[0])])
+        rows.append([row_label, *(cells.get(c, "-") for c in columns),
+                     _fmt(group["row_distortion"].iloc[0], group["paper_row_distortion"].iloc[0])])
     return "\n".join([title, "", *_markdown_rows(["examples / noise", *columns, "distortion"], rows)])
 
 
@@ -172,16 +187,39 @@ def markdown_adversarial_training(t: pd.DataFrame) -> str:
                       *_markdown_rows(["regulariser", "model", "test error"], rows)])
 
 
-NOTES = """
+_DIGITS = {"train": "training digits (of the group's own training set)", "test": "MNIST test digits"}
+
+
+def notes(config) -> str:
+    """The method notes under every table, naming the settings that made it."""
+    cfg = config["szegedy"]
+    sample_set = cfg["attack"]["sample_set"]
+    noise = ("clipped to [0, 1], unlike the paper (the distortion column measures what clipping leaves)"
+             if cfg["gaussian"]["clip"] else "not clipped, as in the paper (its distortion column is sigma)")
+    models = list(dict.fromkeys(m for g in ("cross_model", "cross_training_set", "adversarial_training")
+                                for m in cfg[g]))
+    lbfgs = [m for m in models if config["models"][m]["optimizer"]["name"] == "lbfgs"]
+    training = (f"{', '.join(lbfgs)} trained as the paper did, by full-batch L-BFGS to the optimum of their convex "
+                f"objective (max |gradient| <= models.<name>.optimizer.tolerance_grad; each history.csv ends with the "
+                f"objective and gradient reached); the others by minibatch SGD." if lbfgs else
+                "Every model trained by minibatch SGD (the paper: L-BFGS).")
+    return f"""
 Ours (paper) for every cell; errors are fractions, means over training seeds. Paper: Szegedy et al. 2014
 Tables 1-4 and section 4.3 (../shared/reference/anchors.md); "adversarial pool" is the paper's "below 1.2%".
 Distortion sqrt(sum((x'-x)^2)/784) averaged over successful L-BFGS examples on `szegedy.attack.samples`
-seeded MNIST test samples with a random other target each (the paper: over the training set). Transfer
-error: fraction of a set's successful examples the column model misclassifies (diagonal = 1). Gaussian rows:
-the same clean test samples plus N(0, sigma^2) noise, clipped to [0, 1] (their distortion is measured after
-clipping). Magnified rows: each perturbation scaled to `szegedy.magnify_to`, then clipped.
+seeded digits with a random other target each (`szegedy.attack.sample_set`): Tables 1-2 on
+{_DIGITS[sample_set["cross_model"]]}, Tables 3-4 on {_DIGITS[sample_set["cross_training_set"]]} (the paper:
+training digits for Tables 1-2, test digits for Tables 3-4). Transfer error: fraction of a set's successful
+examples the column model misclassifies (diagonal = 1). Gaussian rows: the same clean digits plus N(0, sigma^2)
+noise, {noise}.
+Magnified rows: each perturbation scaled to `szegedy.magnify_to`, then clipped.
 Train error (Table 1) and own-half error (Table 3) are measured on the samples each model trained on, for
 reporting only (rule training_set_error); every other error is on held-out data.
+{training}
+Weight decay lambda is read as the penalty lambda / 2 * sum(p^2) over each layer's weights and biases
+(tempered.models.szegedy): of the readings the paper's "lambda * sum(w_i^2) / k" allows (per-layer sum, half of
+it, /k by output or input units, mean over weights; biases decayed or not), measured at FC10's optimum, it is the
+one that fits all three FC10 rows of Table 1.
 """
 
 
@@ -258,14 +296,16 @@ def write_szegedy_report(config, groups: Mapping[str, Sequence[str]], *, eval_me
     }
     for (frame, text), csv_path, md_path in zip(sections.values(), tables[0::2], tables[1::2], strict=True):
         write_table(csv_path, frame)
-        write_bytes(md_path, (text + "\n" + NOTES).encode())
+        write_bytes(md_path, (text + "\n" + notes(config)).encode())
     write_bytes(markdown, ("# Szegedy et al. 2014, section 4: minimal adversarial examples\n\n"
-                           + "\n\n".join(text for _, text in sections.values()) + "\n" + NOTES).encode())
+                           + "\n\n".join(text for _, text in sections.values()) + "\n" + notes(config)).encode())
     write_metrics(metrics, {
         "table1": _records(t1.drop(columns=["paper_label"]), ["model"]),
-        "table2": _records(t2[["row", "model", "error_rate", "paper"]], ["row", "model"]),
+        "table2": _records(t2[["row", "model", "error_rate", "paper", "row_distortion", "paper_row_distortion"]],
+                           ["row", "model"]),
         "table3": _records(t3.drop(columns=["paper_label", "train_set"]), ["model"]),
-        "table4": _records(t4[["kind", "row", "model", "error_rate", "paper"]], ["kind", "row", "model"]),
+        "table4": _records(t4[["kind", "row", "model", "error_rate", "paper", "row_distortion",
+                               "paper_row_distortion"]], ["kind", "row", "model"]),
         "adversarial_training": _records(ta.drop(columns=["regulariser"]), ["model"]),
     })
     save_figure(transfer_heatmap(t2, t4), heatmap)

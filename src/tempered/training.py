@@ -89,7 +89,7 @@ def train_classifier(
         model.to(memory_format=torch.channels_last)
     # Frozen parameters (AE400-10's autoencoder) stay out of the optimizer.
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], optimizer_cfg)
-    # Szegedy et al. 2014's per-layer decay lambda * sum(w^2) / k, where the model defines it.
+    # Szegedy et al. 2014's per-layer decay (lambda / 2 * sum(p^2), models/szegedy.py), where the model defines it.
     penalty = getattr(model, "weight_penalty", None)
     x_dev, y_dev = x.to(device), y.to(device)
     targets = soft_targets.to(device) if soft_targets is not None else y_dev

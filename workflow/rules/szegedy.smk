@@ -38,6 +38,7 @@ rule lbfgs_attack:
     input:
         checkpoint=paths.CHECKPOINT,
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
+        split=paths.SPLIT_INDEXES,
     output:
         adversarial=paths.LBFGS_ADVERSARIAL,
         metrics=paths.LBFGS_METRICS,
@@ -57,7 +58,7 @@ rule lbfgs_attack:
         "../envs/tempered.yaml"
     shell:
         "python -m tempered lbfgs-attack {params.config} --model {wildcards.model} --seed {wildcards.seed} "
-        "--checkpoint {input.checkpoint} --images {input.images} --out {output.adversarial} "
+        "--checkpoint {input.checkpoint} --images {input.images} --split {input.split} --out {output.adversarial} "
         "--metrics {output.metrics} --log {log}"
 
 
@@ -66,6 +67,7 @@ rule szegedy_transfer:
         checkpoints=expand(paths.CHECKPOINT, model=SZEGEDY_ATTACKED, allow_missing=True),
         adversarial=expand(paths.LBFGS_ADVERSARIAL, model=SZEGEDY_ATTACKED, allow_missing=True),
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
+        split=paths.SPLIT_INDEXES,
     output:
         metrics=paths.SZEGEDY_TRANSFER,
     params:
@@ -83,7 +85,7 @@ rule szegedy_transfer:
     shell:
         "python -m tempered szegedy-transfer {params.config} --seed {wildcards.seed} --models {params.models} "
         "--checkpoints {input.checkpoints} --adversarial {input.adversarial} --images {input.images} "
-        "--out {output.metrics} --log {log}"
+        "--split {input.split} --out {output.metrics} --log {log}"
 
 
 rule plot_lbfgs_examples:

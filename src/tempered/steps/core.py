@@ -123,6 +123,17 @@ def train_step(config_files: Sequence[str], model_name: str, seed: int, images_p
             budget=mcfg["learned_confidence"]["budget"], temperature=mcfg["temperature"],
             channels_last=compute["channels_last"], monitor=monitor, monitor_name=monitor_name,
         )
+    elif mcfg["optimizer"]["name"] == "lbfgs":
+        # Szegedy et al. 2014 trained with L-BFGS; for a convex objective (FC10) that reaches the optimum.
+        from tempered.convex_training import train_full_batch_lbfgs
+
+        if targets is not None or "pgd_training" in mcfg or mcfg["temperature"] != 1.0:
+            raise ConfigError(f"models.{model_name}: optimizer lbfgs trains a plain classifier on labels at T=1")
+        opt = mcfg["optimizer"]
+        history = train_full_batch_lbfgs(
+            model, x, y, max_iter=opt["max_iter"], tolerance_grad=opt["tolerance_grad"],
+            history_size=opt["history_size"], device=device, monitor=monitor, monitor_name=monitor_name,
+        )
     else:
         perturb = None
         if "pgd_training" in mcfg:

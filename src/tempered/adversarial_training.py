@@ -1,18 +1,29 @@
-"""Adversarial training with a refreshed pool, Szegedy et al. 2014 ("Intriguing properties of neural networks"),
+"""Adversarial training with refreshed pools, Szegedy et al. 2014 ("Intriguing properties of neural networks"),
 section 4.3: "a pool of adversarial examples, a random subset of which is continuously replaced by newly
-generated adversarial examples and which is mixed into the original training set all the time".
+generated adversarial examples and which is mixed into the original training set all the time", and "A subtle,
+but essential detail is that we only got improvements by generating adversarial examples for each layer outputs
+which were used to train all the layers above. The network was trained in an alternating fashion, maintaining
+and updating a pool of adversarial examples for each layer separately in addition to the original training set."
 
-The paper gives no sizes. Ours: every `refresh_every` minibatches, `refresh_size` random training samples are
-attacked with box-constrained L-BFGS (tempered.attacks.lbfgs) towards random other classes against the current
-model; the successful examples, with their true labels, enter the pool (appended until it holds `pool_size`,
-then replacing random entries). Every minibatch of clean samples gets `mix_size` random pool entries appended.
-The loss is the mean cross-entropy over the mixed batch plus the model's weight penalty, as tempered.training.
+Layers are named "input" and, for a SigmoidMLP, "hidden1", "hidden2", ... (the sigmoid outputs h_l of its hidden
+layers). Each named layer gets its own pool. Level l's examples are box-constrained L-BFGS examples
+(tempered.attacks.lbfgs) of the part of the network above l, `LayerAbove`, started from the clean h_l of a
+training sample: h_l lies in (0, 1), so the attack's [0, 1] box is the range of the sigmoid there, as it is the
+pixel range at the input. They enter the loss through `LayerAbove` only, so they train the layers above l and
+no layer at or below it ("used to train all the layers above").
+
+The paper gives no sizes. Ours: every `refresh_every` minibatches, each pool gets `refresh_size` random training
+samples attacked towards random other classes against the current model; the successful examples, with their
+true labels, enter the pool (appended until it holds `pool_size`, then replacing random entries). Every minibatch
+of clean samples gets `mix_size` random entries of every pool. The loss is the mean cross-entropy over the clean
+samples and all pool entries, each pool's entries through the network above its layer, plus the model's weight
+penalty, as tempered.training. With layers=("input",) this is input-level adversarial training alone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -21,13 +32,71 @@ from torch import nn
 from tqdm import tqdm
 
 from tempered.attacks.lbfgs import lbfgs_attack, random_other_targets
+from tempered.models.szegedy import SigmoidMLP
 from tempered.training import classification_metrics, make_optimizer, predict_logits
 
 log = logging.getLogger(__name__)
 
+INPUT = "input"
+
+
+def pool_layers(model: nn.Module) -> list[str]:
+    """The layers whose outputs can hold a pool: the input, and each hidden layer of a SigmoidMLP."""
+    if isinstance(model, SigmoidMLP):
+        return [INPUT, *(f"hidden{k}" for k in range(1, len(model.hidden) + 1))]
+    return [INPUT]
+
+
+def _level(model: nn.Module, layer: str) -> int:
+    """0 for the input, k for hidden layer k."""
+    names = pool_layers(model)
+    if layer not in names:
+        raise ValueError(f"no layer {layer!r} to pool at in {type(model).__name__}; it has {names}")
+    return names.index(layer)
+
+
+class LayerAbove(nn.Module):
+    """The part of a SigmoidMLP above hidden layer `level`: h_level -> logits, sharing the model's parameters.
+
+    Dropout follows every sigmoid in the full network, so it applies to h_level here as it would there; with
+    level 0 this is the whole network.
+    """
+
+    def __init__(self, model: SigmoidMLP, level: int):
+        super().__init__()
+        self.level = level
+        self.blocks = model.hidden[level:]
+        self.dropout = model.dropout
+        self.logits = model.logits
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = h.flatten(1)
+        if self.level:
+            h = self.dropout(h)
+        for layer in self.blocks:
+            h = self.dropout(torch.sigmoid(layer(h)))
+        return self.logits(h)
+
+
+def network_above(model: nn.Module, layer: str) -> nn.Module:
+    level = _level(model, layer)
+    return model if level == 0 else LayerAbove(model, level)
+
+
+@torch.no_grad()
+def layer_output(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
+    """The clean output of `layer` for inputs x: x itself, or the hidden sigmoid activations without dropout."""
+    level = _level(model, layer)
+    if level == 0:
+        return x
+    h = x.flatten(1)
+    for hidden in model.hidden[:level]:
+        h = torch.sigmoid(hidden(h))
+    return h
+
 
 class AdversarialPool:
-    """A fixed-capacity store of (adversarial image, true label); full, a new entry replaces a random one."""
+    """A fixed-capacity store of (adversarial input, true label); full, a new entry replaces a random one."""
 
     def __init__(self, capacity: int, shape: tuple[int, ...], device: torch.device):
         self.x = torch.zeros((capacity, *shape), device=device)
@@ -59,16 +128,39 @@ class AdversarialPool:
 
 
 def refresh_pool(pool: AdversarialPool, model: nn.Module, x: torch.Tensor, y: torch.Tensor, count: int,
-                 attack: Mapping[str, Any], generator: torch.Generator) -> tuple[int, int]:
-    """Attack `count` random training samples against the current model; add the successes. (attempts, added)"""
+                 attack: Mapping[str, Any], generator: torch.Generator, layer: str = INPUT) -> tuple[int, int]:
+    """Attack `count` random training samples at `layer` against the current model; add the successes.
+
+    At a hidden layer the attack starts from the sample's clean output of that layer and perturbs it against the
+    network above the layer. Returns (attempts, added).
+    """
     was_training = model.training
     idx = torch.randint(0, len(x), (count,), generator=generator).to(x.device)
     targets = random_other_targets(y[idx].cpu(), 10, generator).to(x.device)
-    result = lbfgs_attack(model, x[idx], targets, **attack)
+    model.eval()
+    result = lbfgs_attack(network_above(model, layer), layer_output(model, x[idx], layer), targets, **attack)
     ok = result.success & (y[idx] != targets)
     pool.add(result.x_adv[ok].detach(), y[idx][ok], generator)
     model.train(was_training)
     return count, int(ok.sum())
+
+
+def mixed_batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                     pooled: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy over a clean batch and pool entries {layer: (examples, labels)}; also the clean logits.
+
+    Input-level entries go through the whole network with the clean batch; a hidden layer's entries go through
+    the network above that layer only, so their gradient reaches no parameter at or below it.
+    """
+    x_in, y_in = pooled.get(INPUT, (x[:0], y[:0]))
+    logits = model(torch.cat([x, x_in]))
+    total = F.cross_entropy(logits, torch.cat([y, y_in]), reduction="sum")
+    count = len(logits)
+    for layer, (h, labels) in pooled.items():
+        if layer != INPUT and len(h):
+            total = total + F.cross_entropy(network_above(model, layer)(h), labels, reduction="sum")
+            count += len(h)
+    return total / max(count, 1), logits[:len(x)]
 
 
 def train_with_adversarial_pool(
@@ -87,46 +179,65 @@ def train_with_adversarial_pool(
     mix_size: int,
     seed: int,
     attack: Mapping[str, Any],
+    layers: Sequence[str] | None = None,
     monitor: tuple[torch.Tensor, torch.Tensor] | None = None,
     monitor_name: str = "heldout",
 ) -> list[dict[str, float]]:
     """Minibatch SGD on clean batches with pool examples mixed in; one row of metrics per epoch.
 
-    `generator` orders the training set (as tempered.training does); the pool's draws (samples to attack, their
+    `layers` names the layers that keep a pool (see `pool_layers`); None, the paper's setting, pools at every
+    layer of the model. `pool_size`, `refresh_size` and `mix_size` are per pool. Each row has, per pooled layer,
+    pool_size_<layer> (entries at the end of the epoch) and pool_attack_success_<layer> (the epoch's share of
+    successful attacks), and pool_size and pool_attack_success over all pools together.
+
+    `generator` orders the training set (as tempered.training does); the pools' draws (samples to attack, their
     targets, replaced slots, mixed entries) come from a separate generator seeded with `seed`.
     """
+    layers = list(pool_layers(model) if layers is None else layers)
+    if not layers or len(set(layers)) != len(layers):
+        raise ValueError(f"adversarial training needs distinct layers to pool at, got {layers}")
+    for layer in layers:
+        _level(model, layer)
     model.to(device)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], optimizer_cfg)
     penalty = getattr(model, "weight_penalty", None)
     pool_generator = torch.Generator().manual_seed(seed)
     x_dev, y_dev = x.to(device), y.to(device)
-    pool = AdversarialPool(pool_size, tuple(x.shape[1:]), device)
+    shapes = {layer: tuple(layer_output(model, x_dev[:1], layer).shape[1:]) for layer in layers}
+    pools = {layer: AdversarialPool(pool_size, shapes[layer], device) for layer in layers}
     n = len(x_dev)
     step = 0
     history = []
     for epoch in range(1, epochs + 1):
         order = torch.randperm(n, generator=generator).to(device)
-        loss_sum, correct, attempts, added = 0.0, 0, 0, 0
+        loss_sum, correct = 0.0, 0
+        attempts, added = dict.fromkeys(layers, 0), dict.fromkeys(layers, 0)
         for start in tqdm(range(0, n, batch_size), desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
                           mininterval=2.0):
             if step % refresh_every == 0:
-                tried, got = refresh_pool(pool, model, x_dev, y_dev, refresh_size, attack, pool_generator)
-                attempts, added = attempts + tried, added + got
+                for layer, pool in pools.items():
+                    tried, got = refresh_pool(pool, model, x_dev, y_dev, refresh_size, attack, pool_generator,
+                                              layer=layer)
+                    attempts[layer] += tried
+                    added[layer] += got
             step += 1
             model.train()
             idx = order[start:start + batch_size]
-            pool_x, pool_y = pool.sample(mix_size, pool_generator)
-            logits = model(torch.cat([x_dev[idx], pool_x]))
-            loss = F.cross_entropy(logits, torch.cat([y_dev[idx], pool_y]))
+            pooled = {layer: pool.sample(mix_size, pool_generator) for layer, pool in pools.items()}
+            loss, logits = mixed_batch_loss(model, x_dev[idx], y_dev[idx], pooled)
             if penalty is not None:
                 loss = loss + penalty()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             loss_sum += loss.item() * len(idx)
-            correct += int((logits[:len(idx)].detach().argmax(1) == y_dev[idx]).sum())
+            correct += int((logits.detach().argmax(1) == y_dev[idx]).sum())
         row = {"epoch": epoch, "train_loss": loss_sum / n, "train_accuracy": correct / n,
-               "pool_size": pool.size, "pool_attack_success": added / max(attempts, 1)}
+               "pool_size": sum(pool.size for pool in pools.values()),
+               "pool_attack_success": sum(added.values()) / max(sum(attempts.values()), 1)}
+        for layer, pool in pools.items():
+            row[f"pool_size_{layer}"] = pool.size
+            row[f"pool_attack_success_{layer}"] = added[layer] / max(attempts[layer], 1)
         if not torch.isfinite(torch.tensor(row["train_loss"])):
             raise FloatingPointError(f"adversarial training diverged at epoch {epoch}: loss {row['train_loss']}"
                                      f" (lower models.<name>.optimizer.lr)")

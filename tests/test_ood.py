@@ -5,6 +5,10 @@ import torch.nn.functional as F
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch import nn
 
+from tempered import paths
+from tempered.claims import _metrics_of, load_claims
+from tempered.config import REPO_ROOT, load_config
+from tempered.data.ood_sets import NOISE_SETS, noise_images
 from tempered.models.confidence_cnn import ConfidenceCNN
 from tempered.ood.metrics import (
     aupr_in,
@@ -17,6 +21,7 @@ from tempered.ood.metrics import (
     ood_metrics,
 )
 from tempered.ood.scores import energy, learned_confidence, learned_confidence_odin, msp, odin, score_batches
+from tempered.steps.ood import _Scorer
 
 # --- metrics -----------------------------------------------------------------------------------------------------
 
@@ -191,3 +196,100 @@ def test_score_batches_is_independent_of_the_batch_size(confidence_model, images
                             temperature=1000.0, eps=0.002)
     torch.testing.assert_close(chunked, whole)
     assert score_batches(msp, confidence_model, images[:0], 4, torch.device("cpu")).shape == (0,)
+
+
+# --- the noise sets: each paper's own Gaussian noise ------------------------------------------------------------
+
+NOISE = {"seed": 3, "size": 400, "gaussian_noise_unclipped": {"mean": 0.0, "std": 1.0},
+         "gaussian_noise_clipped": {"mean": 0.5, "std": 1.0}}
+
+
+def test_uniform_noise_is_seeded_and_in_range():
+    uniform = noise_images("uniform_noise", NOISE)
+    assert uniform.shape == (400, 1, 28, 28) and uniform.dtype == np.float32
+    assert uniform.min() >= 0 and uniform.max() < 1
+    np.testing.assert_array_equal(uniform, noise_images("uniform_noise", NOISE))
+    assert not np.array_equal(uniform, noise_images("uniform_noise", {**NOISE, "seed": 4}))
+
+
+def test_unclipped_gaussian_noise_is_hendrycks_and_gimpels_n01_as_drawn():
+    x = noise_images("gaussian_noise_unclipped", NOISE)
+    assert x.shape == (400, 1, 28, 28) and x.dtype == np.float32
+    assert abs(x.mean()) < 0.01 and abs(x.std() - 1.0) < 0.01  # 313,600 draws: standard errors ~0.002
+    assert (x < 0).mean() > 0.45 and (x > 1).mean() > 0.14  # P(z < 0) = 0.5, P(z > 1) = 0.159: nothing clipped
+    assert not ((x == 0) | (x == 1)).any()
+
+
+def test_clipped_gaussian_noise_is_devries_and_taylors_n05_1_in_the_pixel_range():
+    x = noise_images("gaussian_noise_clipped", NOISE)
+    assert x.shape == (400, 1, 28, 28) and x.dtype == np.float32
+    assert x.min() == 0.0 and x.max() == 1.0
+    # P(N(0.5, 1) < 0) = P(> 1) = 0.309: that much mass sits on each end; symmetric about 0.5.
+    assert abs((x == 0).mean() - 0.309) < 0.01 and abs((x == 1).mean() - 0.309) < 0.01
+    assert abs(x.mean() - 0.5) < 0.01
+
+
+def test_each_noise_set_is_seeded_on_its_own_stream():
+    for name in NOISE_SETS:
+        np.testing.assert_array_equal(noise_images(name, NOISE), noise_images(name, NOISE))
+        assert not np.array_equal(noise_images(name, NOISE), noise_images(name, {**NOISE, "seed": 4}))
+    same_params = {**NOISE, "gaussian_noise_unclipped": NOISE["gaussian_noise_clipped"]}
+    unclipped = noise_images("gaussian_noise_unclipped", same_params)
+    clipped = noise_images("gaussian_noise_clipped", same_params)
+    # Different streams: the clipped set is not the unclipped one clipped.
+    assert not np.array_equal(np.clip(unclipped, 0, 1), clipped)
+    # The clipped set keeps the images of the one Gaussian set there was before (stream 1 of the seed).
+    old = np.clip(np.random.default_rng([3, 1]).normal(0.5, 1.0, (400, 1, 28, 28)), 0, 1).astype(np.float32)
+    np.testing.assert_array_equal(clipped, old)
+    # A set's mean and std are its own.
+    shifted = noise_images("gaussian_noise_unclipped", {**NOISE, "gaussian_noise_clipped": {"mean": 3, "std": 2}})
+    np.testing.assert_array_equal(shifted, noise_images("gaussian_noise_unclipped", NOISE))
+    with pytest.raises(ValueError, match="unknown noise 'gaussian_noise'"):
+        noise_images("gaussian_noise", NOISE)
+
+
+@pytest.mark.parametrize("preset", [None, "quick"])
+def test_config_runs_both_papers_gaussian_noise(preset):
+    files = [REPO_ROOT / "config.yaml"] + ([REPO_ROOT / f"workflow/presets/{preset}.yaml"] if preset else [])
+    ood = load_config(files)["ood"]
+    assert {"gaussian_noise_unclipped", "gaussian_noise_clipped"} <= set(ood["datasets"])
+    assert ood["noise"]["gaussian_noise_unclipped"] == {"mean": 0.0, "std": 1.0}
+    assert ood["noise"]["gaussian_noise_clipped"] == {"mean": 0.5, "std": 1.0}
+
+
+def test_each_papers_noise_claims_read_its_own_set():
+    claims = load_claims(REPO_ROOT / paths.CLAIMS)
+    read = {c["id"]: [m.key for m in _metrics_of(c)] for c in claims if "requires_stage" not in c}
+    noise_keys = {cid: [k for k in keys if "gaussian_noise" in k] for cid, keys in read.items()}
+    for cid, keys in noise_keys.items():
+        for key in keys:
+            assert "/gaussian_noise/" not in f"/{key}/", f"{cid} reads the old, ambiguous set"
+            if cid.startswith("hendrycks."):
+                assert "/gaussian_noise_unclipped/" in key, cid
+            if cid.startswith("devries."):
+                assert "/gaussian_noise_clipped/" in key, cid
+    assert noise_keys["hendrycks.msp.gaussian"] == ["ood/gaussian_noise_unclipped/msp/auroc"]
+
+
+def test_devries_claims_compare_with_the_standard_cnns_msp_on_the_same_set():
+    claims = [c for c in load_claims(REPO_ROOT / paths.CLAIMS)
+              if c["paper"] == "devries2018" and "versus" in c and "requires_stage" not in c]
+    assert claims
+    for claim in claims:
+        ours, versus = _metrics_of(claim)
+        assert ours.model == "confidence" and versus.model == "cnn", claim["id"]
+        dataset = ours.key.split("/")[1]
+        assert versus.key.split("/")[:3] == ["ood", dataset, "msp"], claim["id"]
+        assert versus.key.rpartition("/")[2] == ours.key.rpartition("/")[2], claim["id"]
+        assert versus.files([0]) == [paths.OOD_METRICS.format(model="cnn", seed=0)]
+        assert "cnn" in claim["requires_config"]["ood.models"]
+
+
+def test_unclipped_noise_reaches_odin_and_the_model_unclamped(linear_model):
+    x = torch.from_numpy(noise_images("gaussian_noise_unclipped", {**NOISE, "size": 6}))
+    scorer = _Scorer(linear_model, 4, torch.device("cpu"))
+    ours = torch.from_numpy(scorer.score("odin", "noise", x, 1000.0, 0.002)).float()
+    torch.testing.assert_close(ours, odin(linear_model, x, temperature=1000.0, eps=0.002, clamp=False))
+    assert not torch.allclose(ours, odin(linear_model, x, temperature=1000.0, eps=0.002, clamp=True))
+    logits = scorer.logits("noise", x)
+    torch.testing.assert_close(logits, linear_model(x).detach())  # fed as drawn, no clipping or rescaling

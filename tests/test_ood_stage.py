@@ -13,7 +13,7 @@ from sklearn.metrics import roc_curve as sklearn_roc_curve
 from tempered.artifacts import read_json, write_arrays, write_checkpoint, write_json
 from tempered.cli import main
 from tempered.config import REPO_ROOT, ConfigError, load_config
-from tempered.data.ood_sets import emnist_upright, fetch_downloaded_sets, noise_images, omniglot_as_mnist
+from tempered.data.ood_sets import emnist_upright, fetch_downloaded_sets, omniglot_as_mnist
 from tempered.models.confidence_cnn import ConfidenceCNN
 from tempered.models.papernot_cnn import PapernotCNN
 from tempered.ood.bootstrap import all_metrics, bootstrap_metrics, roc_curve
@@ -115,7 +115,9 @@ def test_odin_grid_equals_odin_at_every_grid_point(digits):
     grid = odin_grid(model, digits, temperatures, epsilons, batch_size=16, device=CPU)
     for i, t in enumerate(temperatures):
         for j, eps in enumerate(epsilons):
-            np.testing.assert_array_equal(grid[i, j], odin(model, digits, temperature=t, eps=eps).numpy())
+            # The same batches as the grid's: a convolution over 16 or 24 images may round differently.
+            one_by_one = [odin(model, digits[s:s + 16], temperature=t, eps=eps).numpy() for s in range(0, 24, 16)]
+            np.testing.assert_array_equal(grid[i, j], np.concatenate(one_by_one))
     assert not np.array_equal(grid[0, 0], grid[0, 1]), "eps must change the score"
 
 
@@ -124,7 +126,8 @@ def test_confidence_grid_equals_the_preprocessed_confidence(digits):
     model = ConfidenceCNN().eval()
     grid = confidence_grid(model, digits, [0.0, 0.002], batch_size=16, device=CPU)
     for j, eps in enumerate([0.0, 0.002]):
-        np.testing.assert_array_equal(grid[j], learned_confidence_odin(model, digits, eps=eps).numpy())
+        one_by_one = [learned_confidence_odin(model, digits[s:s + 16], eps=eps).numpy() for s in range(0, 24, 16)]
+        np.testing.assert_array_equal(grid[j], np.concatenate(one_by_one))
 
 
 def test_best_grid_point_minimises_fpr_at_95_tpr():
@@ -140,14 +143,7 @@ def test_best_grid_point_minimises_fpr_at_95_tpr():
 # --- OOD sets -------------------------------------------------------------------------------------------------------
 
 
-def test_noise_is_seeded_in_range_and_differs_by_kind():
-    cfg = {"seed": 3, "size": 50, "gaussian_mean": 0.5, "gaussian_std": 1.0}
-    uniform, gaussian = noise_images("uniform_noise", cfg), noise_images("gaussian_noise", cfg)
-    assert uniform.shape == gaussian.shape == (50, 1, 28, 28) and uniform.dtype == np.float32
-    assert uniform.min() >= 0 and uniform.max() < 1 and gaussian.min() >= 0 and gaussian.max() <= 1
-    assert (gaussian == 0).mean() > 0.2 and (gaussian == 1).mean() > 0.2  # unit variance, clipped: many at the ends
-    np.testing.assert_array_equal(uniform, noise_images("uniform_noise", cfg))
-    assert not np.array_equal(uniform, noise_images("uniform_noise", {**cfg, "seed": 4}))
+# The noise sets (tempered.data.ood_sets.noise_images): tests/test_ood.py.
 
 
 def test_an_unavailable_set_is_skipped_with_its_reason_and_the_rest_kept(tmp_path):
@@ -206,7 +202,7 @@ def tiny_preset(root, limit_report=150):
     path = root / f"tiny{limit_report}.yaml"
     path.write_text(yaml.safe_dump({"ood": {
         "datasets": ["fashion_mnist", "uniform_noise", "kmnist"], "tune_size": 60, "limit_report": limit_report,
-        "noise": {"seed": 0, "size": 300, "gaussian_mean": 0.5, "gaussian_std": 1.0},
+        "noise": {"seed": 0, "size": 300},
         "odin": {"temperatures": [1, 1000], "epsilons": [0.0, 0.004]}, "confidence_epsilons": [0.0, 0.004],
         "bootstrap": {"n_boot": 20, "level": 0.95, "seed": 0}}, "evaluation": {"batch_size": 64}}))
     return [CONFIG, str(path)]

@@ -59,7 +59,9 @@ log = logging.getLogger(__name__)
 
 SELECTION = "lowest FPR at 95% TPR on the tuning samples (ties: higher AUROC, then grid order)"
 # Hendrycks & Gimpel 2017, Table 2 (MNIST, MSP): AUROC / AUPR-in / AUPR-out in %.
-HENDRYCKS_MSP_MNIST = {"omniglot": (96, 97, 96), "gaussian_noise": (90, 90, 91), "uniform_noise": (99, 99, 98)}
+# Their Gaussian noise is N(0, 1) unclipped: our gaussian_noise_unclipped (tempered.data.ood_sets).
+HENDRYCKS_MSP_MNIST = {"omniglot": (96, 97, 96), "gaussian_noise_unclipped": (90, 90, 91),
+                       "uniform_noise": (99, 99, 98)}
 
 
 # --- the OOD test sets ------------------------------------------------------------------------------------------
@@ -351,7 +353,13 @@ def _markdown(table: pd.DataFrame, records: Sequence[dict], manifest: Mapping[st
         lines += ["Skipped OOD sets: none.", ""]
     lines += ["Hendrycks & Gimpel 2017 (MNIST, MSP; AUROC / AUPR-in / AUPR-out %): "
               + "; ".join(f"{k} {a}/{b}/{c}" for k, (a, b, c) in HENDRYCKS_MSP_MNIST.items())
-              + "; misclassification AUROC 97. They used no Fashion-MNIST.", ""]
+              + "; misclassification AUROC 97. They used no Fashion-MNIST.", "",
+              "Gaussian noise, one set per paper's definition (mean and std of each: `ood.noise`): "
+              "`gaussian_noise_unclipped` is Hendrycks & Gimpel's, fed as drawn (pixels outside [0, 1]); "
+              "`gaussian_noise_clipped` is DeVries & Taylor's, clipped to [0, 1].", "",
+              "DeVries & Taylor's baseline is the MSP of a separately trained standard model (their budget-0 "
+              "checkpoint): here the `msp` rows of `cnn`, which sees the same samples. The `msp` rows of "
+              "`confidence` are the learned-confidence model's own max-softmax, not that baseline.", ""]
     for task, metrics in (("ood", METRICS), ("misclassification", MISCLASSIFICATION_METRICS)):
         rows = table[table["task"] == task]
         if rows.empty:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-
 import pytest
 
 from tempered import paths, reference
@@ -18,7 +17,6 @@ from tempered.claims import (
     NOT_RUN,
     REPRODUCED,
     T_975,
-    t_975,
     UNKNOWN_CAUSE,
     VALUE_RULES,
     Measurement,
@@ -30,6 +28,7 @@ from tempered.claims import (
     measure,
     metric_files,
     ordering_verdict,
+    t_975,
     unmet_requirements,
     value_verdict,
 )
@@ -260,7 +259,8 @@ def test_a_missed_claim_carries_its_cause_with_the_runs_setting(repo_config, tmp
              "cause": "budget: {models.cnn.epochs} epochs"}
     config = {**repo_config, "seeds": [0]}
     (missed,) = evaluate_all([claim], config, tmp_path)
-    assert missed.verdict == NOT_REPRODUCED and missed.cause == f"budget: {repo_config['models']['cnn']['epochs']} epochs"
+    epochs = repo_config["models"]["cnn"]["epochs"]
+    assert missed.verdict == NOT_REPRODUCED and missed.cause == f"budget: {epochs} epochs"
     (unexplained,) = evaluate_all([{**claim, "cause": None}], config, tmp_path)
     assert unexplained.cause == UNKNOWN_CAUSE
     (held,) = evaluate_all([{**claim, "published": 0.5}], config, tmp_path)

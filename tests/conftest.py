@@ -16,6 +16,17 @@ from tempered.data.sources import fetch_dataset
 PRESETS = sorted((REPO_ROOT / "workflow" / "presets").glob("*.yaml"))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module's tiny models (bit-stable results, no oversubscription beside a build)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def repo_config() -> dict:
     return load_config([REPO_ROOT / "config.yaml"])

@@ -54,16 +54,15 @@ def synthetic_digits(n: int, generator: torch.Generator, prototypes: torch.Tenso
     return x.clamp(0, 1).view(n, 1, 28, 28), labels
 
 
-@pytest.fixture(scope="module")
-def trained():
-    """A 784-32-10 ReLU MLP trained to ~100% on synthetic data, with 8 held-out samples and their targets."""
-    generator = torch.Generator().manual_seed(0)
+def train_synthetic_mlp(n_train: int, steps: int, generator: torch.Generator) -> tuple[nn.Module, torch.Tensor]:
+    """A 784-32-10 ReLU MLP trained by Adam on synthetic digits; returns it (eval mode, no grads) and the
+    prototypes, so that held-out samples come from the same classes."""
     prototypes = (torch.rand(10, D, generator=generator) < 0.15).float()
-    x, y = synthetic_digits(2000, generator, prototypes)
+    x, y = synthetic_digits(n_train, generator, prototypes)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(D, 32), nn.ReLU(), nn.Linear(32, 10))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(150):
+    for _ in range(steps):
         idx = torch.randint(0, len(x), (64,), generator=generator)
         loss = F.cross_entropy(model(x[idx]), y[idx])
         optimizer.zero_grad()
@@ -72,6 +71,14 @@ def trained():
     model.eval()
     for p in model.parameters():
         p.grad = None
+    return model, prototypes
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A 784-32-10 ReLU MLP trained to ~100% on synthetic data, with 8 held-out samples and their targets."""
+    generator = torch.Generator().manual_seed(0)
+    model, prototypes = train_synthetic_mlp(2000, 150, generator)
     x_test, y_test = synthetic_digits(8, generator, prototypes)
     with torch.no_grad():
         assert (model(x_test).argmax(1) == y_test).all(), "the fixture model must classify its test samples"

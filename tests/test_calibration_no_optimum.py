@@ -17,13 +17,7 @@ from tempered.steps.calibration import calibration_table
 from tempered.steps.membership import _fitted_temperature, _unscalable
 from tests.test_calibration_stage import no_nulls, run_calibrate, write_logits
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def grid_nll(z: torch.Tensor, y: torch.Tensor, temperatures: torch.Tensor) -> torch.Tensor:

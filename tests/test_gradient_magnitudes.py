@@ -8,40 +8,19 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from tempered.distillation_report import claims, gradients_figure, markdown, summary_table, tidy_results
 from tempered.steps.attacks import gradient_summaries, input_gradient_magnitudes, log_input_gradient_magnitudes
-from tests.test_attacks import D, Scaled, synthetic_digits
+from tests.test_attacks import Scaled, synthetic_digits, train_synthetic_mlp
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def small_model():
     """A 784-32-10 ReLU MLP trained on synthetic digits until it is confident, and 6 held-out samples."""
     generator = torch.Generator().manual_seed(0)
-    prototypes = (torch.rand(10, D, generator=generator) < 0.15).float()
-    x, y = synthetic_digits(1000, generator, prototypes)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(D, 32), nn.ReLU(), nn.Linear(32, 10))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(100):
-        idx = torch.randint(0, len(x), (64,), generator=generator)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
-    for p in model.parameters():
-        p.grad = None
+    model, prototypes = train_synthetic_mlp(1000, 100, generator)
     return model, synthetic_digits(6, generator, prototypes)[0]
 
 

@@ -288,3 +288,12 @@ def test_the_t_quantile_is_exact_past_the_table():
         assert t_975(df) == pytest.approx(stats.t.ppf(0.975, df), abs=6e-4), df
     with pytest.raises(ValueError, match="at least 2 values"):
         t_975(0)
+
+
+@pytest.mark.parametrize("preset", [None, "quick", "smoke"])
+def test_every_cause_names_settings_the_config_holds(preset):
+    """A cause's {dotted.key} placeholders resolve under every preset (a typo fails here, not in the report)."""
+    files = [REPO_ROOT / "config.yaml"] + ([REPO_ROOT / f"workflow/presets/{preset}.yaml"] if preset else [])
+    config = load_config(files)
+    causes = [fill_cause(c, config) for c in load_claims(CLAIMS) if c.get("cause")]
+    assert causes and not any("{" in text for text in causes)

@@ -1,5 +1,11 @@
 # Shared by every stage: config validation, the arguments every job gets, result paths, targets.
+import fcntl
+import json
 import os
+import shlex
+
+from snakemake.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.settings import ExecMode
 
 from tempered import paths
 from tempered.config import (
@@ -12,10 +18,16 @@ from tempered.config import (
     membership_targets,
     validate_config,
 )
+from tempered.data.sources import check_local_dir
 from tempered.step_params import config_slice
 
 # Validate before any job runs; an unknown key or a wrong type fails here, naming the key.
 validate_config(config, source="snakemake config")
+
+# A fetch job that reruns (its settings changed) loses the verified arrays first: Snakemake deletes a job's
+# outputs before running it. So a configured local directory is verified here, before any job runs.
+for _dataset in ("mnist", "fashion_mnist"):
+    check_local_dir(_dataset, config["data"][_dataset])
 
 if workflow.config_settings.config:
     # Jobs read their parameters from the config files, so a --config override would not reach them.
@@ -25,9 +37,26 @@ if workflow.config_settings.config:
     )
 
 
+def _unsafe_name(name):
+    """Why a config file name cannot be passed to a job, or None. Names are quoted for the shell (CONFIG_ARGS);
+    these are the ones that quoting does not save: an option to the CLI's parser, or a name that dvc.yaml's
+    one-line command (whitespace normalized by export-dvc) or a log line would change."""
+    if name.startswith("-"):
+        return "it starts with '-', so the step's parser would read it as an option"
+    if any(not c.isprintable() for c in name):
+        return "it holds a control character (newline, tab, ...)"
+    if "  " in name:
+        return "it holds two spaces in a row, which dvc.yaml's one-line command would not keep"
+    return None
+
+
 def _config_files():
     """config.yaml, then presets in the order given: the files every job re-reads and validates."""
     files = [os.path.relpath(os.path.abspath(f)) for f in workflow.configfiles]
+    refused = [f"{f!r}: {why}" for f in files if (why := _unsafe_name(f))]
+    if refused:
+        raise ValueError("config file names that cannot be passed to the jobs; rename them:\n  "
+                         + "\n  ".join(refused))
     main = [f for f in files if f == "config.yaml"]
     return main + [f for f in files if f != "config.yaml"]
 
@@ -37,7 +66,8 @@ def pdf(png_pattern):
     return png_pattern.removesuffix(".png") + ".pdf"
 
 
-CONFIG_ARGS = " ".join(f"--config {f}" for f in _config_files())
+# Quoted: a preset named `$(touch X).yaml` or `my preset.yaml` reaches bash in every job's command line.
+CONFIG_ARGS = " ".join(f"--config {shlex.quote(f)}" for f in _config_files())
 MODELS = all_model_names(config)
 TEACHERS = distilled_names(config, "teacher")
 STUDENTS = distilled_names(config, "student")
@@ -90,3 +120,63 @@ def all_targets():
         expand(paths.SZEGEDY_EXAMPLES, model=SZEGEDY_ATTACKED, seed=SEEDS),  # rules/szegedy.smk
         paths.REPORT_MARKDOWN,  # rules/report.smk
     ]
+
+
+# Snakemake and `dvc repro` on one tree at once would each rebuild, or restore from DVC's cache, files the other
+# is writing. Both honour one lock: DVC's own repo lock, an flock on .dvc/tmp/lock. A Snakemake run that executes
+# jobs holds it from its first job to its exit (kill -9 included: the kernel drops it), so a dvc command
+# started meanwhile stops with "Unable to acquire lock". DVC itself lets go of that lock while a stage's
+# command runs and records the stage in .dvc/tmp/rwlock instead: Snakemake refuses to start while either is
+# held by a live DVC process.
+DVC_TMP = os.path.join(".dvc", "tmp")
+_held_locks = []  # the open lock file: closing it (or exiting) releases the lock
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _dvc_stage_holders():
+    """The live processes DVC's stage lock file names (pid and command)."""
+    try:
+        with open(os.path.join(DVC_TMP, "rwlock")) as f:
+            rwlock = json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    infos = [*rwlock.get("write", {}).values(), *(i for v in rwlock.get("read", {}).values() for i in v)]
+    return sorted({f"pid {i['pid']}: {i['cmd']}" for i in infos if _alive(int(i["pid"]))})
+
+
+def hold_dvc_lock():
+    if not os.path.isdir(".dvc"):
+        return
+    os.makedirs(DVC_TMP, exist_ok=True)
+    lock = open(os.path.join(DVC_TMP, "lock"), "a+")
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise WorkflowError(f"DVC holds this tree (pid {holder} in {DVC_TMP}/lock): a `dvc repro` or other dvc "
+                            "command is running here. Let it finish (or stop it), then run Snakemake again.")
+    stages = _dvc_stage_holders()
+    if stages:
+        lock.close()
+        raise WorkflowError(f"`dvc repro` is running a stage in this tree ({DVC_TMP}/rwlock names "
+                            + "; ".join(stages) + "). Let it finish (or stop it), then run Snakemake again.")
+    lock.truncate(0)
+    lock.write(f" {os.getpid()} (snakemake)\n")
+    lock.flush()
+    _held_locks.append(lock)
+
+
+onstart:
+    if workflow.exec_mode == ExecMode.DEFAULT:  # not in a cluster job's own Snakemake
+        hold_dvc_lock()

@@ -96,6 +96,26 @@ def directory_source(key: str, what: str) -> Source:
     return fetch
 
 
+def check_local_dir(dataset: str, cfg: Mapping[str, Any]) -> None:
+    """Refuse a configured local directory whose four files do not all verify, naming it.
+
+    The pipeline calls this before any job runs: an engine deletes a fetch job's outputs before it reruns
+    the job, so a bad directory found only by the fetch would cost the data verified before."""
+    directory = cfg.get("local_dir")
+    if "local" not in cfg["sources"] or not directory:
+        return
+    try:
+        if not Path(directory).is_dir():
+            raise FileNotFoundError(f"{directory} does not exist or is not a directory")
+        for pin in PINNED[dataset].values():
+            load_verified(find_file(Path(directory), pin.name), pin)
+    except (OSError, IdxError, ValueError) as err:
+        raise DataSourceError(
+            f"data.{dataset}.local_dir {directory} cannot provide verified {dataset} files: {err}. "
+            f"Nothing was run and the data already built is untouched; fix the directory or the setting."
+        ) from err
+
+
 def sources_for(dataset: str) -> dict[str, Source]:
     return {
         "torchvision": torchvision_source(dataset),

@@ -53,7 +53,9 @@ def clone(origin: Path, destination: Path) -> Path:
 
 def tracked_outputs(repo: Path) -> list[str]:
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
-    return sorted(p for s in stages.values() for key in ("outs", "metrics", "plots") for p in s.get(key, []))
+    # Plain paths only: resolve_config's uncached params file ({path: {cache: false}}) is git's, not a result.
+    return sorted(p for s in stages.values() for key in ("outs", "metrics", "plots") for p in s.get(key, [])
+                  if isinstance(p, str))
 
 
 def result_files(repo: Path) -> list[str]:

@@ -4,7 +4,14 @@ import pytest
 import yaml
 
 from tempered.config import REPO_ROOT, ConfigError
-from tempered.dvc_export import render_dvc_yaml, snakemake_jobs, stage_name
+from tempered.dvc_export import (
+    PARAMS_FILE,
+    RESOLVE_STAGE,
+    render_dvc_yaml,
+    render_params_file,
+    snakemake_jobs,
+    stage_name,
+)
 from tempered.step_params import has_key
 
 SMOKE = "workflow/presets/smoke.yaml"
@@ -28,11 +35,14 @@ def smoke_stages():
 def test_committed_dvc_yaml_is_not_stale():
     assert (REPO_ROOT / "dvc.yaml").read_text() == render_dvc_yaml(["config.yaml"]), (
         "dvc.yaml is stale: run `make dvc.yaml`")
+    assert (REPO_ROOT / PARAMS_FILE).read_text() == render_params_file(["config.yaml"]), (
+        f"{PARAMS_FILE} is stale: run `make dvc.yaml`")
 
 
 def test_one_stage_per_snakemake_job_with_the_same_command_and_files(smoke_stages):
     jobs = snakemake_jobs([SMOKE])
-    assert sorted(stage_name(j) for j in jobs) == sorted(smoke_stages)
+    # Plus resolve_config, DVC's own stage that rewrites the merged params file (no Snakemake job).
+    assert sorted(stage_name(j) for j in jobs) == sorted(set(smoke_stages) - {RESOLVE_STAGE})
     assert {j.rule for j in jobs} >= {"fetch_mnist", "fetch_fashion_mnist", "split", "train_model",
                                       "evaluate_model", "summarize_seeds", "plot_training_curve"}
     for job in jobs:
@@ -49,14 +59,13 @@ def test_metrics_and_figures_are_declared_as_such(smoke_stages):
 
 
 def test_params_name_keys_present_in_their_files(smoke_stages):
+    merged = yaml.safe_load(render_params_file(["config.yaml", SMOKE]))
     for name, stage in smoke_stages.items():
         for entry in stage.get("params", []):
             for path, keys in entry.items():
-                content = yaml.safe_load((REPO_ROOT / path).read_text())
-                assert all(has_key(content, k) for k in keys), (name, path, keys)
+                assert path == PARAMS_FILE and all(has_key(merged, k) for k in keys), (name, path, keys)
     train = smoke_stages["train_model-cnn-seed0"]["params"]
-    assert train == [{"config.yaml": ["models.cnn", "evaluation.limit_eval"]},
-                     {SMOKE: ["models.cnn", "evaluation.limit_eval"]}]
+    assert train == [{PARAMS_FILE: ["models.cnn", "evaluation.limit_eval"]}]
 
 
 def test_seed_and_temperature_wildcards_follow_config():

@@ -27,7 +27,7 @@ def publish(built: Path, place: Path) -> Path:
     # The pusher's own tree stays current for both engines.
     assert "Nothing to be done" in run(["snakemake", "-n", "--configfile", SMOKE], place)
     assert "Data and pipelines are up to date" in run(["dvc", "status"], place)
-    run(["git", "add", "dvc.yaml", "dvc.lock"], place)
+    run(["git", "add", "dvc.yaml", "dvc.params.yaml", "dvc.lock"], place)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke artifacts"], place)
     return place
 

@@ -98,7 +98,7 @@ def test_metrics_are_made_parseable_by_dvc(tmp_path):
            "nested": {"skipped": {}, "rows": [{"x": 1}, {"x": 2}]}}
     assert metrics_safe(raw) == {"a": 1.0, "seeds": "0,1,2", "np": 0.5,
                                  "nested": {"rows": {"0": {"x": 1}, "1": {"x": 2}}}}
-    write_metrics(tmp_path / "m.json", raw)
+    write_metrics(tmp_path / "m.json", raw, not_measured=("nan",))  # an accidental NaN is refused
     assert "null" not in (tmp_path / "m.json").read_text()
 
 

@@ -297,3 +297,20 @@ def test_every_cause_names_settings_the_config_holds(preset):
     config = load_config(files)
     causes = [fill_cause(c, config) for c in load_claims(CLAIMS) if c.get("cause")]
     assert causes and not any("{" in text for text in causes)
+
+
+def test_a_statistic_the_step_could_not_measure_is_not_run_with_its_reason(repo_config, tmp_path):
+    """An attack with no correctly classified sample has no robustness: the step records why, and the claim says
+    so instead of failing the report on a missing key."""
+    path = tmp_path / paths.ATTACK_METRICS.format(attack="jsma", model="cnn", seed=0)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"success_rate": 0.0, "not_measured": {
+        "robustness_features_fraction": "no attacked sample is classified correctly"}}))
+    claim = {"id": "x", "paper": "p", "where": "w", "quantity": "q", "published": 0.0155, "source": "ATTACK_METRICS",
+             "attack": "jsma", "model": "cnn", "key": "robustness_features_fraction",
+             "rule": {"kind": "rel", "tol": 0.5}}
+    outcome = evaluate(claim, {**repo_config, "seeds": [0]}, tmp_path)
+    assert outcome.verdict == NOT_RUN and "no attacked sample is classified correctly" in outcome.reason
+    # A key that is neither there nor declared unmeasured is still an error naming file and key.
+    with pytest.raises(ArtifactError, match="no key 'distortion_mean'"):
+        evaluate({**claim, "key": "distortion_mean"}, {**repo_config, "seeds": [0]}, tmp_path)

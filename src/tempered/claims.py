@@ -246,6 +246,12 @@ def _lookup(record: Mapping[str, Any], key: str, file: str) -> Any:
     return value
 
 
+def _not_measured(record: Mapping[str, Any], key: str) -> str:
+    """A statistic the step could not compute (nothing to average over) is left out of its file, with the reason
+    under 'not_measured', keyed by its '/'-separated key."""
+    return str((record.get("not_measured") or {}).get(key, ""))
+
+
 def _skipped_dataset(record: Mapping[str, Any], key: str) -> str:
     """An OOD set that could not be fetched is recorded under 'skipped_datasets' with the reason."""
     skipped = record.get("skipped_datasets") or {}
@@ -253,7 +259,8 @@ def _skipped_dataset(record: Mapping[str, Any], key: str) -> str:
 
 
 class Unavailable(Exception):
-    """The metric's file exists but the preset could not measure it (an OOD set that could not be fetched)."""
+    """The metric's file exists but the preset could not measure it (an OOD set that could not be fetched, a
+    statistic with nothing to average over)."""
 
 
 def measure(metric: Metric, seeds: Sequence[int], root: Path) -> Measurement:
@@ -267,6 +274,9 @@ def measure(metric: Metric, seeds: Sequence[int], root: Path) -> Measurement:
         reason = _skipped_dataset(record, metric.key)
         if reason:
             raise Unavailable(reason)
+        unmeasured = _not_measured(record, metric.key)
+        if unmeasured:
+            raise Unavailable(f"{metric.key} not measured in {file}: {unmeasured}")
         values.append(float(_lookup(record, metric.key, str(path))))
         parent, _, leaf = metric.key.rpartition("/")
         siblings = _lookup(record, parent, str(path)) if parent else record

@@ -4,7 +4,9 @@ artifacts. Snakemake rules and DVC stages run exactly these commands."""
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,6 +85,59 @@ def use_config_threads(config_files: Sequence[str]) -> None:
     torch.set_num_threads(load_config(config_files)["compute"]["threads"])
 
 
+# artifacts.atomic_path writes <dir>/.<name>.<random>.tmp and renames it onto <dir>/<name>.
+_TEMPORARY_NAME = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp$")
+
+
+def disk_full_message(step: str, err: OSError) -> str:
+    """ENOSPC names the artifact being written (the OS names the temporary file beside it, or none at all)."""
+    if err.filename is None:
+        return f"{step}: disk full (no space left on device) while writing its outputs; free space and rerun"
+    path = Path(err.filename)
+    match = _TEMPORARY_NAME.match(path.name)
+    target = path.with_name(match["name"]) if match else path
+    return f"{step}: disk full (no space left on device) writing {target}; free space and rerun"
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """numpy raises MemoryError; torch raises OutOfMemoryError on a GPU and a plain RuntimeError on the CPU."""
+    import torch
+
+    return isinstance(err, MemoryError | torch.OutOfMemoryError) or (
+        isinstance(err, RuntimeError) and "can't allocate memory" in str(err))
+
+
+_SIZE_KEY = re.compile(r"^(batch_size|samples|gradient_samples|example_images|n_eval|n_boot|[a-z_]*_sizes?|"
+                       r"limit_[a-z_]+)$")
+
+
+def size_keys(args: argparse.Namespace) -> list[str]:
+    """The config keys this step reads that set how much it holds in memory (batch sizes, sample counts)."""
+    from tempered.config import load_config
+    from tempered.step_params import lookup, step_config_keys
+
+    try:
+        config = load_config(args.config)
+        wildcards = {name: getattr(args, name) for name in ("model", "attack", "dataset") if hasattr(args, name)}
+        keys = step_config_keys(args.step, config, **wildcards)
+    except (KeyError, ValueError):  # a step that reads no config, or a model the config does not know
+        return []
+
+    def leaves(key: str, value) -> list[str]:
+        if isinstance(value, dict):
+            return [leaf for name, item in value.items() for leaf in leaves(f"{key}.{name}", item)]
+        return [key] if _SIZE_KEY.match(key.rsplit(".", 1)[-1]) else []
+
+    return sorted({leaf for key in keys for leaf in leaves(key, lookup(config, key))})
+
+
+def out_of_memory_message(args: argparse.Namespace, err: BaseException) -> str:
+    keys = size_keys(args)
+    lower = f"lower the sizes it uses ({', '.join(keys)})" if keys else "lower the sizes in its config section"
+    detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return f"{args.step}: out of memory ({detail}); {lower}, or run it where more memory is free"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.config = args.config or ["config.yaml"]
@@ -93,6 +148,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.func(args)
     except EXPECTED_ERRORS as err:
         log.error("%s", err)
+        return 2
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        log.error("%s", disk_full_message(args.step, err))
+        return 2
+    except (MemoryError, RuntimeError) as err:
+        if not is_out_of_memory(err):
+            raise
+        log.error("%s", out_of_memory_message(args, err))
         return 2
     return 0
 

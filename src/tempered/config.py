@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -60,7 +61,9 @@ def load_config(paths: Iterable[Path | str]) -> dict[str, Any]:
         raise ConfigError("no config file given (expected config.yaml, optionally followed by presets)")
     config: dict[str, Any] = {}
     for path in paths:
-        config = deep_merge(config, read_yaml(path))
+        data = read_yaml(path)
+        _refuse_non_finite(data, str(path))  # named here, where the file that holds the value is known
+        config = deep_merge(config, data)
     validate_config(config, source=" + ".join(str(p) for p in paths))
     return config
 
@@ -74,9 +77,35 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(parts) if parts else "<top level>"
 
 
+def _non_finite(value: Any, key: str = "") -> Iterable[tuple[str, float]]:
+    """(dotted key, value) of every NaN or infinity: YAML's .nan and .inf load as floats, and JSON Schema's
+    `number` admits them (an inf temperature trains a constant model, a NaN lr passes `exclusiveMinimum`)."""
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            yield from _non_finite(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, f"{key}.{index}")
+    elif isinstance(value, float) and not math.isfinite(value):
+        yield key, value
+
+
+def _refuse_non_finite(config: Mapping[str, Any], source: str) -> None:
+    problems = [f"- {key}: {value} is not a finite number" for key, value in _non_finite(config)]
+    if problems:
+        raise ConfigError(f"invalid configuration ({source}):\n" + "\n".join(problems))
+
+
+# JSON Schema's `integer` admits 1000.0; a float seed or size would then name paths seed0.0 and mi1000.0_cnn.
+_STRICT_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool))
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_STRICT_TYPES)
+
+
 def validate_config(config: Mapping[str, Any], source: str = "config") -> None:
     """Raise ConfigError naming the key, the expectation and the actual value; else return None."""
-    validator = jsonschema.Draft202012Validator(_load_schema())
+    _refuse_non_finite(config, source)
+    validator = _Validator(_load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         lines = [f"- {_key_path(e)}: {e.message}" for e in errors]
@@ -90,6 +119,7 @@ def _check_semantics(config: Mapping[str, Any], source: str) -> None:
     if base not in config["models"]:
         raise ConfigError(f"invalid configuration ({source}):\n- distillation.base_model: {base!r} is not a model "
                           f"defined under 'models' ({', '.join(sorted(config['models']))})")
+    _check_temperature_names(config, source)
     _check_membership(config, source)
     val = config["split"]["validation_size"]
     if val >= MNIST_TRAIN_SIZE:
@@ -99,10 +129,30 @@ def _check_semantics(config: Mapping[str, Any], source: str) -> None:
         )
 
 
+def _check_temperature_names(config: Mapping[str, Any], source: str) -> None:
+    """Each distillation temperature names two models (teacher_T<tag>, student_T<tag>): the tag must be one
+    DISTILLED_NAME reads back, and no two temperatures may share one (100 and 100.0000001 are both T100)."""
+    temperatures = config["distillation"]["temperatures"]
+    by_tag: dict[str, list[Any]] = {}
+    for t in temperatures:
+        by_tag.setdefault(temperature_tag(t), []).append(t)
+    problems = [f"distillation.temperatures: {t!r} would name models teacher_T{tag}, which a model name cannot "
+                f"hold (names take digits and 'p' for the point, e.g. T0p5; at most 6 significant digits, "
+                f"from 1e-4 to below 1e6)"
+                for tag, values in by_tag.items() for t in values if not DISTILLED_NAME.match(f"teacher_T{tag}")]
+    problems += [f"distillation.temperatures: {', '.join(map(repr, values))} all name the models teacher_T{tag} "
+                 f"and student_T{tag} (names keep 6 significant digits); keep one"
+                 for tag, values in by_tag.items() if len(values) > 1]
+    if problems:
+        raise ConfigError(f"invalid configuration ({source}):\n" + "\n".join(f"- {p}" for p in problems))
+
+
 def _check_membership(config: Mapping[str, Any], source: str) -> None:
     cfg = config["membership"]
     problems = [f"membership.models: {name!r} is not a model defined under 'models'"
                 for name in cfg["models"] if name not in config["models"]]
+    problems += [f"membership.models: {name!r} would train as mi<size>_{name}, the name of a shadow model"
+                 for name in cfg["models"] if SHADOW_NAME.match(name)]
     if cfg["shadow_model"] not in config["models"]:
         problems.append(f"membership.shadow_model: {cfg['shadow_model']!r} is not a model defined under 'models'")
     problems += [f"models.{name}: names of the form mi<digits>_... are reserved for membership targets"

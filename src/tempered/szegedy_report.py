@@ -299,6 +299,7 @@ def write_szegedy_report(config, groups: Mapping[str, Sequence[str]], *, eval_me
         write_bytes(md_path, (text + "\n" + notes(config)).encode())
     write_bytes(markdown, ("# Szegedy et al. 2014, section 4: minimal adversarial examples\n\n"
                            + "\n\n".join(text for _, text in sections.values()) + "\n" + notes(config)).encode())
+    # Empty cells: a row the paper gives no number for, a distortion with no successful example to measure.
     write_metrics(metrics, {
         "table1": _records(t1.drop(columns=["paper_label"]), ["model"]),
         "table2": _records(t2[["row", "model", "error_rate", "paper", "row_distortion", "paper_row_distortion"]],
@@ -307,5 +308,5 @@ def write_szegedy_report(config, groups: Mapping[str, Sequence[str]], *, eval_me
         "table4": _records(t4[["kind", "row", "model", "error_rate", "paper", "row_distortion",
                                "paper_row_distortion"]], ["kind", "row", "model"]),
         "adversarial_training": _records(ta.drop(columns=["regulariser"]), ["model"]),
-    })
+    }, not_measured=("*.paper*", "*distortion*"))
     save_figure(transfer_heatmap(t2, t4), heatmap)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,10 +86,12 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     if ndim == 0 or len(data) < header_len:
         raise IdxError(f"{source}: header declares {ndim} dimensions but the file has {len(data)} bytes")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    expected = header_len + int(np.prod(shape))
+    # math.prod, not np.prod: a forged header's sizes can overflow int64 and wrap to the file's real size.
+    expected = header_len + math.prod(shape)
     if len(data) != expected:
         kind = "truncated" if len(data) < expected else "has trailing bytes"
-        raise IdxError(f"{source}: {kind}: shape {shape} needs {expected} bytes, file has {len(data)}")
+        raise IdxError(f"{source}: {kind}: shape {shape} needs {expected} bytes, file has {len(data)} "
+                      f"(the shape is the header's claim; nothing was allocated for it)")
     return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(shape).copy()
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tempered.artifacts import read_arrays, read_json, sha256_file, write_arrays, write_metrics
+from tempered.artifacts import checked_metrics, read_arrays, read_json, sha256_file, write_arrays, write_metrics
 from tempered.attacks.common import AttackResult, adversarial_robustness, l0_fraction
 from tempered.attacks.cw_l2 import CarliniWagnerL2
 from tempered.attacks.fgsm import FGSM
@@ -104,14 +104,25 @@ def attack_summary(result: AttackResult, x: torch.Tensor, clean_correct: torch.T
         "success_rate_on_correct": ok[clean_correct].float().mean().item() if clean_correct.any() else 0.0,
         "clean_accuracy": clean_correct.float().mean().item(),
     }
+    # A statistic with nothing to average over is not measured: it is left out and its reason recorded under
+    # 'not_measured', which tempered.claims reports as such (never a NaN, never a missing key that names nothing).
+    not_measured = {}
     if ok.any():
         summary["distortion_mean"] = distortion.mean().item()
         summary["distortion_median"] = distortion.median().item()
+    else:
+        not_measured.update(dict.fromkeys(("distortion_mean", "distortion_median"), "no attempt succeeded"))
     if result.norm == "l0" and ok.any():
         summary["features_changed_fraction_mean"] = l0_fraction(x[ok], result.x_adv[ok]).mean().item()
+    elif result.norm == "l0":
+        not_measured["features_changed_fraction_mean"] = "no attempt succeeded"
     if result.norm == "l0" and robustness_cap is not None and clean_correct.any():
         summary["robustness_features_fraction"] = adversarial_robustness(
             l0_fraction(x, result.x_adv), ok, clean_correct, robustness_cap, sample)
+    elif result.norm == "l0" and robustness_cap is not None:
+        not_measured["robustness_features_fraction"] = "no attacked sample is classified correctly"
+    if not_measured:
+        summary["not_measured"] = not_measured
     return summary
 
 
@@ -145,19 +156,20 @@ def attack_step(config_files: Sequence[str], attack_name: str, model_name: str, 
     cap = attack.max_fraction(x[0].numel()) if isinstance(attack, JSMA) else None
     summary = attack_summary(result, x[rows], clean_correct[rows], cap, sample=rows)
     log.info("%s on %s (seed %d): %s", attack_name, model_name, seed, summary)
-    write_arrays(out, {
-        "x_adv": result.x_adv.cpu().numpy(), "success": result.success.cpu().numpy(),
-        "distortion": result.distortion.cpu().numpy(), "test_index": index[rows.cpu().numpy()],
-        "label": labels[rows].cpu().numpy(),
-        "target": (target if target is not None else torch.full_like(rows, -1)).cpu().numpy(),
-    })
-    write_metrics(metrics_path, {
+    record = checked_metrics(metrics_path, {  # before the first write: a refused record leaves no output
         **summary, "attack": attack_name, "model": model_name, "seed": seed, "norm": result.norm,
         "model_temperature": temperature,
         "provenance": provenance({"attack": cfg[attack_name], "samples": len(index)}, seed=cfg["seed"],
                                  device=device, data_digests={"model.pt": sha256_file(checkpoint),
                                                                  "mnist.npz": sha256_file(images_path)}),
     })
+    write_arrays(out, {
+        "x_adv": result.x_adv.cpu().numpy(), "success": result.success.cpu().numpy(),
+        "distortion": result.distortion.cpu().numpy(), "test_index": index[rows.cpu().numpy()],
+        "label": labels[rows].cpu().numpy(),
+        "target": (target if target is not None else torch.full_like(rows, -1)).cpu().numpy(),
+    })
+    write_metrics(metrics_path, record)
 
 
 def log_input_gradient_magnitudes(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

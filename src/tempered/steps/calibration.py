@@ -16,6 +16,7 @@ import torch
 
 from tempered.artifacts import (
     ArtifactError,
+    checked_metrics,
     read_arrays,
     read_json,
     sha256_file,
@@ -117,8 +118,9 @@ def calibrate_step(config_files: Sequence[str], model_name: str, seed: int, logi
     record["provenance"] = provenance({"calibration": cfg, "train_set": mcfg["train_set"]}, seed=seed,
                                       device="cpu", data_digests={logits_path.name: sha256_file(logits_path)})
     bins = pd.concat(frames, ignore_index=True)
+    checked = checked_metrics(metrics_path, record)  # before the first write: a refused record leaves no output
     write_table(bins_path, bins)
-    write_metrics(metrics_path, record)
+    write_metrics(metrics_path, checked)
     title = f"{model_name} seed {seed}: reliability on {report_set} ({len(report_labels)} samples)"
     save_figure(reliability_diagram(bins, title, ece), figure_path)
 

@@ -17,6 +17,7 @@ import torch
 
 from tempered.artifacts import (
     ArtifactError,
+    checked_metrics,
     read_arrays,
     read_checkpoint,
     read_json,
@@ -165,7 +166,13 @@ def _read_soft_labels(path: Path, mcfg: dict, labels) -> torch.Tensor:
     if float(arrays["temperature"]) != mcfg["temperature"]:
         raise ArtifactError(f"soft labels {path} are at T={float(arrays['temperature']):g}, "
                             f"the student trains at T={mcfg['temperature']:g}")
-    return torch.from_numpy(arrays["probs"])
+    probs = arrays["probs"]
+    if (probs.ndim != 2 or len(probs) != len(labels) or not np.isfinite(probs).all()
+            or probs.min(initial=0) < 0 or probs.max(initial=0) > 1):
+        raise ArtifactError(f"soft labels {path}: 'probs' must be finite probabilities, one row per sample "
+                            f"({len(labels)}); got shape {probs.shape}, {int((~np.isfinite(probs)).sum())} "
+                            f"non-finite values")
+    return torch.from_numpy(probs)
 
 
 def soft_labels_step(config_files: Sequence[str], teacher: str, checkpoint: Path, images_path: Path,
@@ -184,13 +191,30 @@ def soft_labels_step(config_files: Sequence[str], teacher: str, checkpoint: Path
                        "provenance_json": np.array(json.dumps(meta["provenance"]))})
 
 
+def _meta_field(meta: dict, checkpoint: Path, key: str, kind: type):
+    """One dotted key of a checkpoint's metadata, of the given type, or ArtifactError naming file and key."""
+    node: object = meta
+    for i, part in enumerate(key.split(".")):
+        if not isinstance(node, dict) or part not in node:
+            where = ".".join(key.split(".")[:i]) or "the metadata"
+            raise ArtifactError(f"checkpoint {checkpoint} refused: malformed metadata: key {key!r} is missing "
+                                f"({where} has no {part!r})")
+        node = node[part]
+    if not isinstance(node, kind) or (isinstance(node, bool) and kind is not bool):  # JSON true is no seed
+        raise ArtifactError(f"checkpoint {checkpoint} refused: malformed metadata: key {key!r} is "
+                            f"{type(node).__name__} {node!r}, expected {kind.__name__}")
+    return node
+
+
 def load_model(config: dict, model_name: str, checkpoint: Path):
-    """Rebuild the configured architecture and load weights; a checkpoint of another model is refused."""
+    """Rebuild the configured architecture and load weights; a checkpoint of another model is refused, and so
+    is one whose metadata lacks what the steps read (architecture, provenance.seed)."""
     mcfg = model_config(config, model_name)
     state_dict, meta = read_checkpoint(checkpoint)
-    if meta.get("model_config", {}).get("architecture") != mcfg["architecture"]:
+    architecture = _meta_field(meta, checkpoint, "model_config.architecture", str)
+    if architecture != mcfg["architecture"]:
         raise ArtifactError(
-            f"checkpoint {checkpoint} holds architecture {meta.get('model_config', {}).get('architecture')!r}, "
+            f"checkpoint {checkpoint} holds architecture {architecture!r}, "
             f"config models.{model_name}.architecture expects {mcfg['architecture']!r}"
         )
     model = build_model(mcfg)
@@ -198,6 +222,7 @@ def load_model(config: dict, model_name: str, checkpoint: Path):
         model.load_state_dict(state_dict)
     except RuntimeError as err:
         raise ArtifactError(f"checkpoint {checkpoint} does not fit {mcfg['architecture']}: {err}") from err
+    _meta_field(meta, checkpoint, "provenance.seed", int)
     return model.eval(), meta
 
 
@@ -218,22 +243,34 @@ def evaluate_step(config_files: Sequence[str], model_name: str, checkpoint: Path
         arrays[f"{set_name}_labels"] = y.numpy()
         metrics[set_name] = classification_metrics(logits, y)
         log.info("%s on %s: %s", model_name, set_name, metrics[set_name])
-    write_arrays(logits_path, arrays)
     seed = meta["provenance"]["seed"]
-    write_metrics(metrics_path, {**metrics, "model": model_name, "seed": seed,
-                              "provenance": provenance(mcfg, seed=seed, device=device,
-                                                       data_digests=_data_digests(checkpoint, images_path))})
+    record = checked_metrics(metrics_path, {
+        **metrics, "model": model_name, "seed": seed,
+        "provenance": provenance(mcfg, seed=seed, device=device, data_digests=_data_digests(checkpoint, images_path)),
+    })  # before the first write: a refused record leaves no logits behind
+    write_arrays(logits_path, arrays)
+    write_metrics(metrics_path, record)
 
 
 def summarize_step(model_name: str, metrics_paths: Sequence[Path], out: Path) -> None:
     from tempered.summary import summarise_metrics
 
-    per_seed = {}
+    per_seed, first = {}, None
     for path in metrics_paths:
         record = read_json(path)
-        if record.get("model") != model_name:
-            raise ArtifactError(f"{path} holds metrics of model {record.get('model')!r}, not {model_name!r}")
-        per_seed[record["seed"]] = {k: v for k, v in record.items() if isinstance(v, dict) and k != "provenance"}
+        if not isinstance(record, dict) or record.get("model") != model_name:
+            model = record.get("model") if isinstance(record, dict) else None
+            raise ArtifactError(f"{path} holds metrics of model {model!r}, not {model_name!r}")
+        if not isinstance(record.get("seed"), int):
+            raise ArtifactError(f"{path}: metrics of model {model_name!r} lack an integer 'seed'")
+        sets = {k: v for k, v in record.items() if isinstance(v, dict) and k != "provenance"}
+        first = first or (path, sets)
+        # Every seed must carry the metrics the first one does: a missing one would be a bare KeyError later.
+        missing = [f"{name}.{metric}" for name, metrics in first[1].items() for metric in metrics
+                   if metric not in sets.get(name, {})]
+        if missing:
+            raise ArtifactError(f"{path}: metrics of model {model_name!r} lack {missing}, which {first[0]} has")
+        per_seed[record["seed"]] = sets
     write_metrics(out, {"model": model_name, "seeds": sorted(per_seed), **summarise_metrics(per_seed)})
 
 

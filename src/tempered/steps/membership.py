@@ -23,7 +23,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tempered.artifacts import ArtifactError, read_arrays, sha256_file, write_arrays, write_metrics, write_table
+from tempered.artifacts import (
+    ArtifactError,
+    checked_metrics,
+    read_arrays,
+    sha256_file,
+    write_arrays,
+    write_metrics,
+    write_table,
+)
 from tempered.attacks.pgd import PGD
 from tempered.calibration import NoFiniteOptimum, calibration_metrics, fit_temperature
 from tempered.config import MEMBERSHIP_NAME, load_config, model_config
@@ -144,14 +152,15 @@ def _target_summary(members: Logits, nonmembers: Logits, temperature: float, mcf
     """What leakage is compared with: the generalization gap and calibration (on the non-members)."""
     train_acc = float((members.logits.argmax(1) == members.labels).double().mean())
     before = calibration_metrics(nonmembers.logits, nonmembers.labels, 1.0, n_bins)
-    # NaN where T has no finite optimum: metrics files drop NaN, so the keys are absent, not a runaway T.
-    after = (calibration_metrics(nonmembers.logits, nonmembers.labels, temperature, n_bins)
-             if math.isfinite(temperature) else {"ece": math.nan, "nll": math.nan})
-    return {"train_size": size, "training_temperature": mcfg["temperature"],
-            "robust_training": "pgd_training" in mcfg or "adversarial_training" in mcfg,
-            "train_accuracy": train_acc, "test_accuracy": before["accuracy"],
-            "generalization_gap": train_acc - before["accuracy"], "fitted_temperature": temperature,
-            "ece": before["ece"], "ece_scaled": after["ece"], "nll": before["nll"], "nll_scaled": after["nll"]}
+    summary = {"train_size": size, "training_temperature": mcfg["temperature"],
+               "robust_training": "pgd_training" in mcfg or "adversarial_training" in mcfg,
+               "train_accuracy": train_acc, "test_accuracy": before["accuracy"],
+               "generalization_gap": train_acc - before["accuracy"], "ece": before["ece"], "nll": before["nll"]}
+    # Where T has no finite optimum there is nothing to scale by: the keys are omitted (not measured), not NaN.
+    if math.isfinite(temperature):
+        after = calibration_metrics(nonmembers.logits, nonmembers.labels, temperature, n_bins)
+        summary.update(fitted_temperature=temperature, ece_scaled=after["ece"], nll_scaled=after["nll"])
+    return summary
 
 
 def _unscalable(target_reason: str, shadow_paths: Sequence[Path], shadows: list[dict[str, np.ndarray]]) -> str:
@@ -217,13 +226,7 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
         log.info("%s %s: %s", model_name, variant,
                  ", ".join(f"{a} AUROC {m['auroc']:.3f}" for a, m in results[variant].items()))
 
-    scores_dir.mkdir(parents=True, exist_ok=True)
-    member = np.r_[np.ones(len(members.labels), bool), np.zeros(len(nonmembers.labels), bool)]
-    label = np.concatenate([members.labels.numpy(), nonmembers.labels.numpy()])
-    for attack, by_variant in columns.items():
-        write_table(scores_dir / f"{attack}.csv", pd.DataFrame({"member": member, "label": label, **by_variant}))
-    save_figure(roc_figure(columns, member, model_name), roc_path)
-    record = {
+    record = checked_metrics(metrics_path, {  # before the first write: a refused record leaves no output
         "model": model_name, "inner_model": match["inner"], "seed": meta["provenance"]["seed"],
         "target": _target_summary(members, nonmembers, temperature, mcfg, int(match["size"]),
                                   config["calibration"]["n_bins"]),
@@ -233,7 +236,13 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
         "provenance": provenance({"membership": cfg, "calibration": config["calibration"]},
                                  seed=meta["provenance"]["seed"], device=device,
                                  data_digests={p.name: sha256_file(p) for p in (checkpoint, roles_path)}),
-    }
+    })
+    scores_dir.mkdir(parents=True, exist_ok=True)
+    member = np.r_[np.ones(len(members.labels), bool), np.zeros(len(nonmembers.labels), bool)]
+    label = np.concatenate([members.labels.numpy(), nonmembers.labels.numpy()])
+    for attack, by_variant in columns.items():
+        write_table(scores_dir / f"{attack}.csv", pd.DataFrame({"member": member, "label": label, **by_variant}))
+    save_figure(roc_figure(columns, member, model_name), roc_path)
     write_metrics(metrics_path, record)
 
 
@@ -252,9 +261,12 @@ def report_step(config_files: Sequence[str], metrics_paths: Sequence[Path], tabl
     cfg = config["membership"]
     frame = membership_frame(read_records(metrics_paths))
     robust = robust_membership_model(config)
+    # A target whose T had no finite optimum on any seed has no mean T or scaled ECE: not measured.
+    record = checked_metrics(summary_path, summary(frame, config["distillation"]["base_model"], robust),
+                             not_measured=("targets.*.target.fitted_temperature", "targets.*.target.ece_scaled"))
     write_table(table_path, frame)
     write_bytes(markdown_path, markdown(frame).encode())
-    write_metrics(summary_path, summary(frame, config["distillation"]["base_model"], robust))
+    write_metrics(summary_path, record)
     distilled = {f"mi{size}_{name}": model_config(config, name)["temperature"] for size in cfg["train_sizes"]
                  for name in membership_model_names(config) if name.startswith(("teacher_", "student_"))}
     base = {f"mi{size}_{config['distillation']['base_model']}": size for size in cfg["train_sizes"]}

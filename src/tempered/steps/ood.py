@@ -22,6 +22,7 @@ from torch import nn
 
 from tempered.artifacts import (
     ArtifactError,
+    checked_metrics,
     read_arrays,
     read_json,
     sha256_file,
@@ -207,7 +208,7 @@ def ood_step(config_files: Sequence[str], model_name: str, seed: int, checkpoint
     misclassification: dict[str, Any] = {}
     misclassification_skipped: dict[str, str] = {}
     curves, histograms = [], []
-    scores_dir.mkdir(parents=True, exist_ok=True)
+    score_tables: dict[str, pd.DataFrame] = {}  # written after the last check: a failed step leaves no output
     for dataset, x_all in ood_sets.items():
         idx = ood_parts(len(x_all), cfg["tune_size"], cfg["limit_report"], dataset)
         x_tune, x_out = torch.from_numpy(x_all[idx["tune"]]), torch.from_numpy(x_all[idx["report"]])
@@ -248,7 +249,7 @@ def ood_step(config_files: Sequence[str], model_name: str, seed: int, checkpoint
                 ("out", "report", dataset, idx["report"], np.full(len(idx["report"]), -1),
                  np.full(len(idx["report"]), -1), s_out),
             ])
-            write_table(scores_dir / f"{detector}__{dataset}.csv", table)
+            score_tables[f"{detector}__{dataset}.csv"] = table
             fpr, tpr = roc_curve(s_in, s_out)
             curves.append(pd.DataFrame({"dataset": dataset, "detector": detector, "fpr": fpr, "tpr": tpr,
                                         "auroc": metrics["auroc"]["value"]}))
@@ -294,7 +295,11 @@ def ood_step(config_files: Sequence[str], model_name: str, seed: int, checkpoint
     inputs = (checkpoint, images_path, fashion_path, downloaded_path, calibration_path)
     record["provenance"] = provenance({"ood": cfg, "train_set": mcfg["train_set"]}, seed=seed, device=device,
                                       data_digests={p.name: sha256_file(p) for p in inputs})
-    write_metrics(metrics_path, record)
+    checked = checked_metrics(metrics_path, record)
+    scores_dir.mkdir(parents=True, exist_ok=True)
+    for name, table in score_tables.items():
+        write_table(scores_dir / name, table)
+    write_metrics(metrics_path, checked)
     title = f"{model_name} seed {seed}: MNIST test vs OOD report samples"
     save_figure(roc_curves(pd.concat(curves, ignore_index=True), title), roc_path)
     save_figure(score_histograms(pd.concat(histograms, ignore_index=True), title), histograms_path)

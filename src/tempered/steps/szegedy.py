@@ -23,6 +23,7 @@ import torch
 
 from tempered.artifacts import (
     ArtifactError,
+    checked_metrics,
     read_arrays,
     read_json,
     sha256_file,
@@ -135,15 +136,16 @@ def lbfgs_attack_step(config_files: Sequence[str], model_name: str, seed: int, c
     if success.any():
         summary |= {"distortion_mean": dist[success].mean().item(), "distortion_median": dist[success].median().item()}
     log.info("L-BFGS on %s (seed %d): %s", model_name, seed, summary)
+    record = checked_metrics(metrics_path, {  # before the first write: a refused record leaves no output
+        **summary, "model": model_name, "seed": seed,
+        "provenance": provenance(cfg, seed=cfg["seed"], device=device,
+                                 data_digests=_digests(checkpoint, images_path, split_path))})
     write_arrays(out, {"x_adv": x_adv.numpy(), "success": success.numpy(), "distortion": dist.numpy(),
                        "c": torch.cat([p.c for p in parts]).cpu().numpy(), "sample_index": index,
                        "sample_set": np.array(sample_set),
                        "label": labels.numpy(), "target": targets.numpy(), "model": np.array(model_name),
                        "seed": np.int64(seed)})
-    write_metrics(metrics_path, {**summary, "model": model_name, "seed": seed,
-                              "provenance": provenance(cfg, seed=cfg["seed"], device=device,
-                                                       data_digests=_digests(checkpoint, images_path,
-                                                                             split_path))})
+    write_metrics(metrics_path, record)
 
 
 def errors(models: Mapping[str, torch.nn.Module], x: torch.Tensor, labels: torch.Tensor, device) -> dict[str, float]:

@@ -313,20 +313,26 @@ def test_evaluate_refuses_hostile_input_with_exit_2_and_writes_nothing(tmp_path,
 
 # Every single flipped byte: refused naming the file, or (a byte zip ignores, such as a timestamp) the same data.
 
-def test_no_flipped_byte_of_an_npz_loads_different_arrays_or_escapes_as_a_traceback(tmp_path):
-    good = tmp_path / "good.npz"
-    write_arrays(good, {"x": np.arange(64, dtype=np.int16).reshape(8, 8), "y": np.arange(5, dtype=np.uint8)})
-    original, expected = good.read_bytes(), read_arrays(good)
-    path = tmp_path / "a.npz"
+def every_flipped_byte(original: bytes, path, read):
+    """read() of `path` holding `original` with each byte flipped in turn: yields (offset, result) for the
+    reads that pass; a read that fails must raise the project's error naming the file."""
     for i in range(len(original)):
         data = bytearray(original)
         data[i] ^= 0xFF
         path.write_bytes(bytes(data))
         try:
-            got = read_arrays(path)
+            got = read(path)
         except ArtifactError as err:
             assert str(path) in str(err), (i, err)
             continue
+        yield i, got
+
+
+def test_no_flipped_byte_of_an_npz_loads_different_arrays_or_escapes_as_a_traceback(tmp_path):
+    good = tmp_path / "good.npz"
+    write_arrays(good, {"x": np.arange(64, dtype=np.int16).reshape(8, 8), "y": np.arange(5, dtype=np.uint8)})
+    original, expected = good.read_bytes(), read_arrays(good)
+    for i, got in every_flipped_byte(original, tmp_path / "a.npz", read_arrays):
         assert got.keys() == expected.keys() and all(
             np.array_equal(got[k], expected[k]) and got[k].dtype == expected[k].dtype for k in got), i
 
@@ -335,15 +341,6 @@ def test_no_flipped_byte_of_a_checkpoint_loads_different_weights_or_escapes_as_a
     good = tmp_path / "good.pt"
     write_checkpoint(good, torch.nn.Linear(3, 2).state_dict(), {"model_config": {"architecture": "x"}})
     original, (state, meta) = good.read_bytes(), read_checkpoint(good)
-    path = tmp_path / "a.pt"
-    for i in range(len(original)):
-        data = bytearray(original)
-        data[i] ^= 0xFF
-        path.write_bytes(bytes(data))
-        try:
-            got_state, got_meta = read_checkpoint(path)
-        except ArtifactError as err:
-            assert str(path) in str(err), (i, err)
-            continue
+    for i, (got_state, got_meta) in every_flipped_byte(original, tmp_path / "a.pt", read_checkpoint):
         assert got_meta == meta and got_state.keys() == state.keys() and all(
             torch.equal(got_state[k], state[k]) for k in state), i

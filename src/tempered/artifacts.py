@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tempered.config import non_finite_numbers
+
 if TYPE_CHECKING:  # imported where used: the Snakefile imports this module, and torch alone takes seconds
     import pandas as pd
     import torch
@@ -96,20 +98,6 @@ def metrics_safe(obj: Any) -> Any:
     return obj
 
 
-def non_finite_metrics(obj: Any, prefix: str = "") -> dict[str, float]:
-    """Every NaN or infinite number in a metrics record, by dotted key ("target.ece_scaled", "rows.0.x")."""
-    if isinstance(obj, Mapping):
-        found: dict[str, float] = {}
-        for key, value in obj.items():
-            found.update(non_finite_metrics(value, f"{prefix}{key}."))
-        return found
-    if isinstance(obj, list | tuple):
-        return non_finite_metrics({str(i): v for i, v in enumerate(obj)}, prefix)
-    if isinstance(obj, float | np.floating) and not math.isfinite(float(obj)):
-        return {prefix.rstrip("."): float(obj)}
-    return {}
-
-
 def _drop_keys(obj: Any, keys: set[str], prefix: str = "") -> Any:
     if isinstance(obj, Mapping):
         return {k: _drop_keys(v, keys, f"{prefix}{k}.") for k, v in obj.items() if f"{prefix}{k}" not in keys}
@@ -128,7 +116,7 @@ def checked_metrics(path: Path | str, obj: Mapping[str, Any], not_measured: tupl
     and then a NaN there is left out of the file. A step calls this before its first write, so that a refused
     record leaves no output behind.
     """
-    bad = non_finite_metrics(obj)
+    bad = non_finite_numbers(obj)
     allowed = {key for key in bad if any(fnmatch.fnmatchcase(key, pattern) for pattern in not_measured)}
     refused = {key: value for key, value in bad.items() if key not in allowed}
     if refused:

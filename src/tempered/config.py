@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import math
+import numbers
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -77,21 +78,25 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(parts) if parts else "<top level>"
 
 
-def _non_finite(value: Any, key: str = "") -> Iterable[tuple[str, float]]:
-    """(dotted key, value) of every NaN or infinity: YAML's .nan and .inf load as floats, and JSON Schema's
-    `number` admits them (an inf temperature trains a constant model, a NaN lr passes `exclusiveMinimum`)."""
+def non_finite_numbers(value: Any, key: str = "") -> dict[str, float]:
+    """Every NaN or infinite number in nested mappings and lists, by dotted key ("models.cnn.optimizer.lr",
+    "rows.0.x"). Config files: YAML's .nan and .inf load as floats, and JSON Schema's `number` admits them (an inf
+    temperature trains a constant model, a NaN lr passes `exclusiveMinimum`). Metrics records (artifacts) may
+    hold numpy floats, which are numbers.Real too."""
     if isinstance(value, Mapping):
+        found: dict[str, float] = {}
         for name, item in value.items():
-            yield from _non_finite(item, f"{key}.{name}" if key else str(name))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _non_finite(item, f"{key}.{index}")
-    elif isinstance(value, float) and not math.isfinite(value):
-        yield key, value
+            found.update(non_finite_numbers(item, f"{key}.{name}" if key else str(name)))
+        return found
+    if isinstance(value, list | tuple):
+        return non_finite_numbers({str(index): item for index, item in enumerate(value)}, key)
+    if isinstance(value, numbers.Real) and not math.isfinite(value):
+        return {key: float(value)}
+    return {}
 
 
 def _refuse_non_finite(config: Mapping[str, Any], source: str) -> None:
-    problems = [f"- {key}: {value} is not a finite number" for key, value in _non_finite(config)]
+    problems = [f"- {key}: {value} is not a finite number" for key, value in non_finite_numbers(config).items()]
     if problems:
         raise ConfigError(f"invalid configuration ({source}):\n" + "\n".join(problems))
 

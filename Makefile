@@ -6,17 +6,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 PRESET ?=
 CORES ?= all
+# A PRESET that names no file in workflow/presets/ stops make here, before any target runs (Snakemake would end
+# in a traceback, after data-deps).
+PRESETS := $(sort $(basename $(notdir $(wildcard workflow/presets/*.yaml))))
+ifneq ($(PRESET),)
+ifneq ($(words $(PRESET))$(filter $(PRESET),$(PRESETS)),1$(PRESET))
+$(error PRESET=$(PRESET) is not a preset; choose one of: $(PRESETS) (workflow/presets/<name>.yaml), or leave PRESET unset for config.yaml alone (paper scale))
+endif
+endif
 PRESET_ARGS := $(if $(PRESET),--configfile workflow/presets/$(PRESET).yaml)
 CONFIG_ARGS := --config config.yaml $(if $(PRESET),--config workflow/presets/$(PRESET).yaml)
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: reproduce test lint dvc.yaml report data-deps bench clean-results push pull
+.PHONY: reproduce costs test lint dvc.yaml report data-deps bench clean-results push pull
 
-# The whole DAG (ending with results/REPORT.md), then the HTML gallery of every figure (results/report.html).
+# What the run is (jobs, expected time here), then the whole DAG (ending with results/REPORT.md), the HTML
+# gallery of every figure (results/report.html) and what each rule cost (results/costs/).
 reproduce: $(VENV)/.runtime data-deps
+	python -m tempered preflight $(CONFIG_ARGS)
 	snakemake --cores $(CORES) $(PRESET_ARGS)
 	snakemake --cores 1 $(PRESET_ARGS) --report results/report.html
+	python -m tempered costs $(CONFIG_ARGS)
+
+# Per-rule wall time, CPU time and peak memory of the last run (Snakemake's records under logs/benchmarks/).
+costs: $(VENV)/.runtime
+	python -m tempered costs $(CONFIG_ARGS)
 
 report: $(VENV)/.runtime
 	snakemake --cores 1 $(PRESET_ARGS) --report results/report.html

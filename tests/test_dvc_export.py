@@ -1,16 +1,25 @@
 """dvc.yaml is generated from the Snakemake DAG: the committed file is current and mirrors every job."""
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import yaml
 
 from tempered.config import REPO_ROOT, ConfigError
 from tempered.dvc_export import (
     PARAMS_FILE,
+    REQUIRE_PACKAGE,
     RESOLVE_STAGE,
+    fix_command,
     render_dvc_yaml,
     render_params_file,
     snakemake_jobs,
     stage_name,
+    stale_summary,
 )
 from tempered.step_params import has_key
 
@@ -33,10 +42,12 @@ def smoke_stages():
 
 
 def test_committed_dvc_yaml_is_not_stale():
-    assert (REPO_ROOT / "dvc.yaml").read_text() == render_dvc_yaml(["config.yaml"]), (
-        "dvc.yaml is stale: run `make dvc.yaml`")
-    assert (REPO_ROOT / PARAMS_FILE).read_text() == render_params_file(["config.yaml"]), (
-        f"{PARAMS_FILE} is stale: run `make dvc.yaml`")
+    # Not `assert a == b`: pytest would print the difference of two 29,000-line files.
+    for name, text in (("dvc.yaml", render_dvc_yaml(["config.yaml"])),
+                       (PARAMS_FILE, render_params_file(["config.yaml"]))):
+        current = (REPO_ROOT / name).read_text()
+        if current != text:
+            pytest.fail(f"{stale_summary(Path(name), current, text)}\nregenerate: make dvc.yaml", pytrace=False)
 
 
 def test_one_stage_per_snakemake_job_with_the_same_command_and_files(smoke_stages):
@@ -85,3 +96,72 @@ def test_seed_and_temperature_wildcards_follow_config():
 def test_presets_must_follow_config_yaml():
     with pytest.raises(ConfigError, match="needs config.yaml first"):
         render_dvc_yaml([SMOKE])
+
+
+# --- issue 18 item 3: a stale file is named in a few lines, with the command that regenerates it -------------------
+
+
+def test_a_check_against_another_config_names_the_stale_files_and_the_fix_in_a_few_lines(tmp_path):
+    """The issue's case the other way round (cheaper to render): the paper-scale dvc.yaml checked for smoke."""
+    for name in ("Snakefile", "config.yaml", "dvc.yaml", PARAMS_FILE):
+        shutil.copy2(REPO_ROOT / name, tmp_path / name)
+    shutil.copytree(REPO_ROOT / "workflow", tmp_path / "workflow")
+    proc = subprocess.run([sys.executable, "-m", "tempered", "export-dvc", "--config", "config.yaml", "--config",
+                           SMOKE, "--check"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    ours = [line for line in proc.stderr.splitlines() if "snakemake.logging" not in line]
+    assert len(ours) <= 6, "\n".join(ours[:40])
+    message = "\n".join(ours)
+    assert f"dvc.yaml is stale: it was exported for `--config config.yaml`, not `--config config.yaml --config " \
+           f"{SMOKE}`" in message
+    assert f"{PARAMS_FILE} is stale" in message and "regenerating adds" in message
+    assert ours[-1] == "regenerate: make dvc.yaml PRESET=smoke"
+
+
+def test_a_stale_summary_counts_and_names_what_regenerating_changes():
+    stages = {f"s{i}": {"cmd": f"c{i}"} for i in range(10)}
+    current = yaml.safe_dump({"stages": {**stages, "gone": {"cmd": "x"}}})
+    expected = yaml.safe_dump({"stages": {**stages, "s1": {"cmd": "new"}, "n1": {}, "n2": {}, "n3": {}, "n4": {}}})
+    summary = stale_summary(Path("dvc.yaml"), current, expected)
+    assert summary == ("dvc.yaml is stale\n  11 stages in the file; regenerating adds 4 (n1, n2, n3, ...); "
+                       "removes 1 (gone); changes 1 (s1)")
+
+
+def test_a_stale_params_file_names_its_keys():
+    summary = stale_summary(Path(PARAMS_FILE), "a: {b: 1, c: [1]}\nd: 0\n", "a: {b: 2, c: [1]}\ne: 0\n")
+    assert summary.splitlines()[1] == "  3 keys in the file; regenerating adds 1 (e); removes 1 (d); changes 1 (a.b)"
+
+
+def test_a_file_that_cannot_be_compared_by_stage_shows_at_most_20_diff_lines():
+    current = "".join(f"line {i}: a: b\n" for i in range(500))  # not YAML
+    summary = stale_summary(Path("dvc.yaml"), current, "stages: {}\n").splitlines()
+    assert len(summary) == 22 and summary[-1] == "  ... (484 more diff lines)"
+    assert stale_summary(Path("dvc.yaml"), None, "stages: {}\n") == "dvc.yaml is missing"
+
+
+def test_the_fix_command_is_make_where_make_would_do_it(tmp_path):
+    assert fix_command(["config.yaml"], Path("dvc.yaml")) == "make dvc.yaml"
+    assert fix_command(["config.yaml", SMOKE], Path("dvc.params.yaml")) == "make dvc.yaml PRESET=smoke"
+    own = str(tmp_path / "mine.yaml")
+    assert fix_command(["config.yaml", own], Path("dvc.yaml")) == (
+        f"python -m tempered export-dvc --config config.yaml --config {own} --out dvc.yaml")
+    assert fix_command(["config.yaml"], tmp_path / "dvc.yaml").endswith(f"--out {tmp_path / 'dvc.yaml'}")
+
+
+def test_dvcs_first_stage_says_how_to_get_a_python_with_the_package(tmp_path):
+    """`.venv/bin/dvc repro` without the venv on PATH: DVC runs the `python` first on PATH."""
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    assert stages[RESOLVE_STAGE]["cmd"][0] == REQUIRE_PACKAGE
+    assert next(iter(stages)) == RESOLVE_STAGE  # DVC evaluates the stages that need no other in file order
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "python").write_text("#!/bin/sh\necho 'No module named tempered' >&2\nexit 1\n")
+    (stub / "python").chmod(0o755)
+    script = str(REPO_ROOT / REQUIRE_PACKAGE)
+    proc = subprocess.run([script], env={**os.environ, "PATH": f"{stub}:/usr/bin:/bin"}, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr == (f"the tempered package is not importable by the `python` on PATH ({stub}/python): run "
+                           "`source .venv/bin/activate` first (`make reproduce` puts the venv on PATH itself)\n")
+    venv = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    assert subprocess.run([script], env=venv, timeout=60).returncode == 0

@@ -19,7 +19,14 @@ import yaml
 
 from tempered.artifacts import write_arrays, write_checkpoint, write_json
 from tempered.cli import main, size_keys
-from tempered.config import REPO_ROOT, ConfigError, load_config, validate_config
+from tempered.config import (
+    REPO_ROOT,
+    ConfigError,
+    load_config,
+    preset_names,
+    refuse_overrides,
+    validate_config,
+)
 from tempered.device import seed_everything
 
 CONFIG = str(REPO_ROOT / "config.yaml")
@@ -120,6 +127,52 @@ def test_a_membership_model_that_would_share_a_shadows_name_is_refused(repo_conf
         c["models"]["shadow0"] = c["models"]["cnn"]
         c["membership"]["models"] = ["cnn", "shadow0"]
     assert "membership.models: 'shadow0' would train as mi<size>_shadow0" in refused(repo_config, mutate)
+
+
+# --- issue 18 item 3: a common mistake ends in one message that says what to do -----------------------------------
+
+
+@pytest.mark.parametrize("target", ["reproduce", "report", "push", "pull", "dvc.yaml", "lint", "test"])
+def test_an_unknown_preset_stops_make_before_any_target_and_lists_the_presets(target):
+    # -n: were the check gone, make would only print the commands (reproduce's included), not run them.
+    proc = subprocess.run(["make", "-n", target, "PRESET=nonexistent"], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    assert proc.stdout == "", "make got as far as a recipe"
+    assert "PRESET=nonexistent is not a preset; choose one of: " + " ".join(preset_names()) in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["smoke quick", "smoke.yaml", "%"])
+def test_a_preset_value_that_is_not_exactly_one_name_is_refused_too(value):
+    proc = subprocess.run(["make", "-n", "dvc.yaml", f"PRESET={value}"], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == "" and "is not a preset" in proc.stderr, proc.stderr
+
+
+def test_a_known_preset_passes_the_check():
+    proc = subprocess.run(["make", "-n", "dvc.yaml", "PRESET=smoke"], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "export-dvc --config config.yaml --config workflow/presets/smoke.yaml --out dvc.yaml" in proc.stdout
+
+
+def test_a_command_line_override_is_refused_naming_its_key_and_the_presets():
+    refuse_overrides({})
+    with pytest.raises(ConfigError) as err:
+        refuse_overrides({"seeds": ["1"]})  # what Snakemake makes of `--config seeds=[1]`
+    message = str(err.value)
+    assert message.startswith("command-line --config overrides are not supported (seeds): ")
+    assert all(f"workflow/presets/{name}.yaml" in message for name in preset_names())
+
+
+def test_snakemake_refuses_a_config_override_before_the_schema_sees_its_value():
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--config", "seeds=[1]"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "overrides are not supported (seeds)" in out, out[-2000:]
+    assert "is not of type" not in out
 
 
 # --- item 6: a full disk, exhausted memory, a missing device: exit 2, named --------------------------------------

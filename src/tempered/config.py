@@ -21,6 +21,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+PRESETS_DIR = REPO_ROOT / "workflow" / "presets"
 MNIST_TRAIN_SIZE = 60_000
 
 
@@ -67,6 +68,25 @@ def load_config(paths: Iterable[Path | str]) -> dict[str, Any]:
         config = deep_merge(config, data)
     validate_config(config, source=" + ".join(str(p) for p in paths))
     return config
+
+
+def preset_names(presets_dir: Path = PRESETS_DIR) -> list[str]:
+    """The presets a run can name (workflow/presets/<name>.yaml)."""
+    return sorted(p.stem for p in Path(presets_dir).glob("*.yaml"))
+
+
+def refuse_overrides(overrides: Mapping[str, Any], presets_dir: Path = PRESETS_DIR) -> None:
+    """Refuse Snakemake's `--config key=value` overrides, naming their keys and the presets. Jobs re-read the config
+    files, so an override would reach the DAG but not the jobs. Called before validate_config: an override's value
+    is a string to Snakemake (`seeds=[1]` gives ['1']), so the schema would otherwise report its type instead."""
+    if overrides:
+        keys = ", ".join(sorted(overrides))
+        shown = presets_dir.relative_to(REPO_ROOT) if presets_dir.is_relative_to(REPO_ROOT) else presets_dir
+        presets = ", ".join(f"{shown}/{name}.yaml" for name in preset_names(presets_dir))
+        raise ConfigError(
+            f"command-line --config overrides are not supported ({keys}): every job re-reads the config files, "
+            f"so an override would not reach it. Use a preset (--configfile with one of {presets}), or put the "
+            f"keys in a YAML file of your own and pass it with --configfile")
 
 
 def _load_schema() -> dict[str, Any]:

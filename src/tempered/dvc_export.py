@@ -16,21 +16,28 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tempered.config import ConfigError, load_config
+from tempered.config import PRESETS_DIR, REPO_ROOT, ConfigError, load_config
 from tempered.step_params import step_config_keys
 
 MAIN_CONFIG = "config.yaml"
 PARAMS_FILE = "dvc.params.yaml"
 RESOLVE_STAGE = "resolve_config"
 CODE_DEPS = ["src/tempered"]
+# DVC runs each command with the `python` first on PATH; one without the package fails every stage with only
+# "No module named tempered". resolve_config, the first stage DVC evaluates, checks this first and says why.
+REQUIRE_PACKAGE = "workflow/scripts/require_tempered.sh"
+# A failed --check names this many stages (or keys) of each kind, or shows this many diff lines.
+STALE_NAMES_SHOWN = 3
+STALE_DIFF_LINES = 20
 HEADER = (
     "# Generated from the Snakemake DAG by `python -m tempered export-dvc {args}`; do not edit by hand.\n"
     "# `make dvc.yaml PRESET=<name>` regenerates it for a preset; tests fail when it is stale.\n"
@@ -103,9 +110,10 @@ def _step_keys(cmd: str, config: dict) -> list[str]:
 
 def resolve_stage(config_files: Sequence[str], args: str) -> dict[str, Any]:
     """The stage that rewrites PARAMS_FILE when a config file changes (not cached: git holds it, so a fresh
-    clone's `dvc status` can read every stage's params before anything is pulled)."""
-    return {"cmd": f"python -m tempered export-dvc {args} --out {PARAMS_FILE}",
-            "deps": [*config_files, *CODE_DEPS],
+    clone's `dvc status` can read every stage's params before anything is pulled). DVC evaluates it first (it
+    leads dvc.yaml and depends on no stage), so its REQUIRE_PACKAGE names a `python` without the package."""
+    return {"cmd": [REQUIRE_PACKAGE, f"python -m tempered export-dvc {args} --out {PARAMS_FILE}"],
+            "deps": [*config_files, *CODE_DEPS, REQUIRE_PACKAGE],
             "outs": [{PARAMS_FILE: {"cache": False}}]}
 
 
@@ -153,29 +161,102 @@ def render_params_file(config_files: Sequence[str]) -> str:
     return PARAMS_HEADER.format(args=args) + yaml.safe_dump(load_config(config_files), sort_keys=True, width=1000)
 
 
-def _write_or_check(out: Path, text: str, check: bool) -> None:
+def _leaves(value: Any, key: str = "") -> dict[str, Any]:
+    """Nested mappings as {dotted key: value} down to the leaves (lists and empty mappings are leaves)."""
+    if not isinstance(value, Mapping) or (key and not value):
+        return {key: value}
+    found: dict[str, Any] = {}
+    for name, item in value.items():
+        found.update(_leaves(item, f"{key}.{name}" if key else str(name)))
+    return found
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:STALE_NAMES_SHOWN])
+    return f"{shown}, ..." if len(names) > STALE_NAMES_SHOWN else shown
+
+
+def _exported_for(text: str) -> str | None:
+    """The config arguments a generated file's first line names (HEADER, PARAMS_HEADER), or None."""
+    match = re.search(r"export-dvc (.*?)`", text.partition("\n")[0])
+    return match[1] if match else None
+
+
+def _entries(text: str, params: bool) -> dict[str, Any] | None:
+    """dvc.yaml's stages by name, or the params file's keys by dotted name; None if the text is not one."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if params:
+        return _leaves(data) if isinstance(data, Mapping) else None
+    stages = data.get("stages") if isinstance(data, Mapping) else None
+    return dict(stages) if isinstance(stages, Mapping) else None
+
+
+def stale_summary(path: Path, current: str | None, expected: str) -> str:
+    """A few lines on how the file at `path` (text `current`, None when absent) differs from `expected`: the config
+    it was exported for, the stages (or params keys) regenerating adds, removes and changes, by count and first
+    names; the first lines of the diff when the files are not both parseable. Never the whole diff (the paper
+    scale dvc.yaml is 29,000 lines, and a preset's differs from it in most)."""
+    if current is None:
+        return f"{path} is missing"
+    lines = [f"{path} is stale"]
+    was, now = _exported_for(current), _exported_for(expected)
+    if was and now and was != now:
+        lines[0] += f": it was exported for `{was}`, not `{now}`"
+    params = path.name == PARAMS_FILE
+    old, new = _entries(current, params), _entries(expected, params)
+    if old is not None and new is not None:
+        noun = "keys" if params else "stages"
+        kinds = [("adds", [k for k in new if k not in old]), ("removes", [k for k in old if k not in new]),
+                 ("changes", [k for k in new if k in old and new[k] != old[k]])]
+        counts = [f"{verb} {len(keys):,} ({_names(keys)})" for verb, keys in kinds if keys]
+        if counts:
+            lines.append(f"  {len(old):,} {noun} in the file; regenerating {'; '.join(counts)}")
+            return "\n".join(lines)
+    diff = list(difflib.unified_diff(current.splitlines(), expected.splitlines(), str(path), "generated", n=0,
+                                     lineterm=""))
+    lines += [f"  {line}" for line in diff[:STALE_DIFF_LINES]]
+    if len(diff) > STALE_DIFF_LINES:
+        lines.append(f"  ... ({len(diff) - STALE_DIFF_LINES:,} more diff lines)")
+    return "\n".join(lines)
+
+
+def fix_command(config_files: Sequence[str], out: Path) -> str:
+    """The command that regenerates `out` for these config files: `make dvc.yaml [PRESET=<name>]` where it
+    can (the repository's own dvc.yaml, config.yaml and at most one preset), else the export-dvc call."""
+    presets = list(config_files[1:])
+    presets_dir = PRESETS_DIR.relative_to(REPO_ROOT)
+    names = [Path(p).stem for p in presets if Path(p).parent == presets_dir and Path(p).suffix == ".yaml"]
+    if out.parent.resolve() == Path.cwd().resolve() and len(presets) <= 1 and len(names) == len(presets):
+        return "make dvc.yaml" + "".join(f" PRESET={name}" for name in names)
+    return f"python -m tempered export-dvc {_config_args(config_files)} --out {shlex.quote(str(out))}"
+
+
+def _write_or_check(config_files: Sequence[str], out: Path, texts: dict[Path, str], check: bool) -> None:
     from tempered.artifacts import write_bytes
 
     if not check:
-        write_bytes(out, text.encode())
+        for path, text in texts.items():
+            write_bytes(path, text.encode())
         return
-    current = out.read_text() if out.exists() else ""
-    if current != text:
-        diff = "".join(difflib.unified_diff(current.splitlines(True), text.splitlines(True),
-                                            str(out), "generated", n=1))
-        raise ConfigError(f"{out} is stale against the Snakefile and config; regenerate it "
-                          f"(make dvc.yaml). Difference:\n{diff}")
+    current = {path: path.read_text() if path.exists() else None for path in texts}
+    stale = [stale_summary(path, current[path], text) for path, text in texts.items() if current[path] != text]
+    if stale:
+        raise ConfigError("\n".join(stale) + f"\nregenerate: {fix_command(config_files, out)}")
 
 
 def export_dvc_yaml(config_files: Sequence[str], out: Path, check: bool = False) -> None:
     """Write (or with `check`, compare) dvc.yaml at `out` and PARAMS_FILE beside it; an `out` named
-    PARAMS_FILE writes only that file (what the resolve_config stage runs)."""
+    PARAMS_FILE writes only that file (what the resolve_config stage runs). A failed check names each stale
+    file, summarizes how it differs and gives the command that regenerates it."""
     if out.name == PARAMS_FILE:
-        _write_or_check(out, render_params_file(config_files), check)
+        _write_or_check(config_files, out, {out: render_params_file(config_files)}, check)
         return
     text = render_dvc_yaml(config_files)
-    _write_or_check(out.with_name(PARAMS_FILE), render_params_file(config_files), check)
-    _write_or_check(out, text, check)
+    texts = {out.with_name(PARAMS_FILE): render_params_file(config_files), out: text}
+    _write_or_check(config_files, out, texts, check)
 
 
 def _md5(path: Path) -> str:

@@ -16,11 +16,15 @@ from tempered.config import (
     distilled_names,
     membership_shadows,
     membership_targets,
+    refuse_overrides,
     validate_config,
 )
 from tempered.data.sources import check_local_dir
 from tempered.step_params import config_slice
 
+# Jobs read their parameters from the config files, so a --config override would not reach them (refused first:
+# Snakemake makes its values strings, which the schema would report instead).
+refuse_overrides(workflow.config_settings.config)
 # Validate before any job runs; an unknown key or a wrong type fails here, naming the key.
 validate_config(config, source="snakemake config")
 
@@ -28,13 +32,6 @@ validate_config(config, source="snakemake config")
 # outputs before running it. So a configured local directory is verified here, before any job runs.
 for _dataset in ("mnist", "fashion_mnist"):
     check_local_dir(_dataset, config["data"][_dataset])
-
-if workflow.config_settings.config:
-    # Jobs read their parameters from the config files, so a --config override would not reach them.
-    raise ValueError(
-        "command-line --config overrides are not supported: put them in a YAML file and pass it with "
-        "--configfile (see workflow/presets/)"
-    )
 
 
 def _unsafe_name(name):
@@ -68,6 +65,14 @@ def pdf(png_pattern):
 
 # Quoted: a preset named `$(touch X).yaml` or `my preset.yaml` reaches bash in every job's command line.
 CONFIG_ARGS = " ".join(f"--config {shlex.quote(f)}" for f in _config_files())
+COST_LABEL = paths.cost_label(_config_files())
+
+
+def cost_record(rule, key=""):
+    """Each job's wall time, CPU time and peak memory (Snakemake's benchmark), read by `tempered costs` and by
+    the estimate `make reproduce` prints first (`tempered preflight`). Not a result: a missing record reruns
+    nothing, and DVC, which keeps no such record, builds the same results."""
+    return paths.cost_record(COST_LABEL, rule, key)
 MODELS = all_model_names(config)
 TEACHERS = distilled_names(config, "teacher")
 STUDENTS = distilled_names(config, "student")

@@ -43,6 +43,24 @@ def cmd_validate(args: argparse.Namespace) -> None:
     print(f"configuration valid: {' + '.join(args.config)}")
 
 
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from tempered.preflight import run
+
+    return run(args.config)
+
+
+def cmd_costs(args: argparse.Namespace) -> None:
+    from tempered.costs import write_cost_report
+    from tempered.paths import COST_RECORDS, cost_label
+
+    label = cost_label(args.config)
+    print(f"cost table: {write_cost_report(Path(COST_RECORDS), label, Path(args.out))}")
+
+
+# Commands about the run rather than steps of it: no compute threads to set.
+RUN_COMMANDS = ("export-dvc", "validate-config", "preflight", "costs")
+
+
 def stage_modules():
     """Each pipeline stage's module registers its own steps (tempered.steps.STAGES)."""
     import importlib
@@ -72,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="fail if --out differs instead of writing it")
 
     p = step("validate-config", cmd_validate, "validate config files against the schema and exit")
+
+    step("preflight", cmd_preflight, "say what `make reproduce` will run (jobs, expected time here) before it starts")
+
+    p = step("costs", cmd_costs, "per-rule cost table and figure of the last Snakemake run of these config files")
+    p.add_argument("--out", default="results/costs", help="directory for <preset>.md, .csv and .png")
     return parser
 
 
@@ -143,9 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.config = args.config or ["config.yaml"]
     setup_logging(args.log)
     try:
-        if args.step not in ("export-dvc", "validate-config"):
+        if args.step not in RUN_COMMANDS:
             use_config_threads(args.config)
-        args.func(args)
+        status = args.func(args)
     except EXPECTED_ERRORS as err:
         log.error("%s", err)
         return 2
@@ -159,5 +182,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         log.error("%s", out_of_memory_message(args, err))
         return 2
-    return 0
+    return status or 0
 

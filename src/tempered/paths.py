@@ -2,6 +2,7 @@
 
 RESULTS = "results"
 LOGS = "logs"
+COST_RECORDS = f"{LOGS}/benchmarks"
 
 # Data (rules fetch_mnist, fetch_fashion_mnist, split)
 DATASET_ARRAYS = f"{RESULTS}/data/{{dataset}}.npz"
@@ -96,6 +97,20 @@ REPORT_MARKDOWN = f"{RESULTS}/REPORT.md"
 CLAIMS_TABLE = f"{RESULTS}/tables/claims.csv"
 REPORT_METRICS = f"{RESULTS}/metrics/report.json"
 TEMPERATURE_SUMMARY = f"{RESULTS}/figures/summary/temperature_across_pipeline.png"
+
+
+def cost_label(config_files: list[str]) -> str:
+    """The name a run's cost records file under: its presets' file stems joined by '+', or 'default'."""
+    from pathlib import PurePath
+
+    stems = [PurePath(f).stem for f in config_files if PurePath(f).name != "config.yaml"]
+    return "+".join(stems) or "default"
+
+
+def cost_record(label: str, rule: str, key: str = "") -> str:
+    """Snakemake's benchmark record of one job (wall, CPU time, peak memory): logs/benchmarks/<label>/<rule>...,
+    where label names the config files (the preset), so that a preset's records never stand in for another's."""
+    return f"{COST_RECORDS}/{label}/{rule}/{key}.tsv" if key else f"{COST_RECORDS}/{label}/{rule}.tsv"
 
 
 def log(rule: str, key: str = "") -> str:

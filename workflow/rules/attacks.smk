@@ -23,6 +23,8 @@ rule attack_model:
         runtime=240,
         gpu=GPUS,
     threads: THREADS
+    benchmark:
+        cost_record("attack_model", "{attack}/{model}/seed{seed}")
     log:
         paths.log("attack_model", "{attack}/{model}/seed{seed}"),
     conda:
@@ -49,6 +51,8 @@ rule measure_gradients:
         runtime=30,
         gpu=GPUS,
     threads: THREADS
+    benchmark:
+        cost_record("measure_gradients", "{model}/seed{seed}")
     log:
         paths.log("measure_gradients", "{model}/seed{seed}"),
     conda:
@@ -86,6 +90,8 @@ rule distillation_report:
     params:
         config=CONFIG_ARGS,
         settings=config_slice(config, "distillation-report"),
+    benchmark:
+        cost_record("distillation_report")
     log:
         paths.log("distillation_report"),
     localrule: True

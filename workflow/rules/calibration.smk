@@ -23,6 +23,8 @@ rule calibrate_model:
         mem_mb=2000,
         runtime=10,
     threads: THREADS
+    benchmark:
+        cost_record("calibrate_model", "{model}/seed{seed}")
     log:
         paths.log("calibrate_model", "{model}/seed{seed}"),
     conda:
@@ -48,6 +50,8 @@ rule calibration_report:
         figure_pdf=pdf(paths.FITTED_VS_DISTILLATION_T),
     params:
         config=CONFIG_ARGS,
+    benchmark:
+        cost_record("calibration_report")
     log:
         paths.log("calibration_report"),
     localrule: True

@@ -8,6 +8,8 @@ rule fetch_mnist:
     params:
         config=CONFIG_ARGS,
         settings=config_slice(config, "fetch", dataset="mnist"),
+    benchmark:
+        cost_record("fetch_mnist")
     log:
         paths.log("fetch_mnist"),
     localrule: True
@@ -25,6 +27,8 @@ rule fetch_fashion_mnist:
     params:
         config=CONFIG_ARGS,
         settings=config_slice(config, "fetch", dataset="fashion_mnist"),
+    benchmark:
+        cost_record("fetch_fashion_mnist")
     log:
         paths.log("fetch_fashion_mnist"),
     localrule: True
@@ -42,6 +46,8 @@ rule split:
     params:
         config=CONFIG_ARGS,
         settings=config_slice(config, "split"),
+    benchmark:
+        cost_record("split")
     log:
         paths.log("split"),
     localrule: True

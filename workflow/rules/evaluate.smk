@@ -16,6 +16,8 @@ rule evaluate_model:
         mem_mb=4000,
         runtime=30,
     threads: THREADS
+    benchmark:
+        cost_record("evaluate_model", "{model}/seed{seed}")
     log:
         paths.log("evaluate_model", "{model}/seed{seed}"),
     conda:
@@ -33,6 +35,8 @@ rule summarize_seeds:
         summary=paths.SEED_SUMMARY,
     params:
         config=CONFIG_ARGS,
+    benchmark:
+        cost_record("summarize_seeds", "{model}")
     log:
         paths.log("summarize_seeds", "{model}"),
     localrule: True

@@ -14,6 +14,8 @@ rule plot_training_curve:
         figure_pdf=pdf(paths.TRAINING_CURVE),
     params:
         config=CONFIG_ARGS,
+    benchmark:
+        cost_record("plot_training_curve", "{model}")
     log:
         paths.log("plot_training_curve", "{model}"),
     localrule: True

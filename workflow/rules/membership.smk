@@ -10,6 +10,8 @@ rule membership_target_roles:
     params:
         config=CONFIG_ARGS,
         settings=config_slice(config, "membership-roles"),
+    benchmark:
+        cost_record("membership_target_roles", "size{size}")
     log:
         paths.log("membership_target_roles", "size{size}"),
     localrule: True
@@ -28,6 +30,8 @@ rule membership_shadow_roles:
     params:
         config=CONFIG_ARGS,
         settings=config_slice(config, "membership-roles"),
+    benchmark:
+        cost_record("membership_shadow_roles", "size{size}/shadow{k}")
     log:
         paths.log("membership_shadow_roles", "size{size}/shadow{k}"),
     localrule: True
@@ -56,6 +60,8 @@ rule membership_shadow:
         runtime=30,
         gpu=GPUS,
     threads: THREADS
+    benchmark:
+        cost_record("membership_shadow", "{model}/seed{seed}")
     log:
         paths.log("membership_shadow", "{model}/seed{seed}"),
     conda:
@@ -94,6 +100,8 @@ rule membership_attack:
         runtime=30,
         gpu=GPUS,
     threads: THREADS
+    benchmark:
+        cost_record("membership_attack", "{model}/seed{seed}")
     log:
         paths.log("membership_attack", "{model}/seed{seed}"),
     conda:
@@ -121,6 +129,8 @@ rule membership_report:
     params:
         config=CONFIG_ARGS,
         settings=config_slice(config, "membership-report"),
+    benchmark:
+        cost_record("membership_report")
     log:
         paths.log("membership_report"),
     localrule: True

@@ -12,6 +12,8 @@ rule fetch_ood_sets:
     params:
         config=CONFIG_ARGS,
         settings=config_slice(config, "fetch-ood-sets"),
+    benchmark:
+        cost_record("fetch_ood_sets")
     log:
         paths.log("fetch_ood_sets"),
     localrule: True
@@ -60,6 +62,8 @@ rule detect_ood:
         runtime=120,
         gpu=GPUS,
     threads: THREADS
+    benchmark:
+        cost_record("detect_ood", "{model}/seed{seed}")
     log:
         paths.log("detect_ood", "{model}/seed{seed}"),
     conda:
@@ -88,6 +92,8 @@ rule ood_report:
         figure_pdf=pdf(paths.OOD_AUROC_VS_T),
     params:
         config=CONFIG_ARGS,
+    benchmark:
+        cost_record("ood_report")
     log:
         paths.log("ood_report"),
     localrule: True

@@ -22,6 +22,8 @@ rule report:
     params:
         config=CONFIG_ARGS,
         settings=config_slice(config, "report"),
+    benchmark:
+        cost_record("report")
     log:
         paths.log("report"),
     localrule: True

@@ -24,6 +24,8 @@ rule training_set_error:
         mem_mb=2000,
         runtime=10,
     threads: THREADS
+    benchmark:
+        cost_record("training_set_error", "{model}/seed{seed}")
     log:
         paths.log("training_set_error", "{model}/seed{seed}"),
     conda:
@@ -52,6 +54,8 @@ rule lbfgs_attack:
         runtime=120,
         gpu=GPUS,
     threads: THREADS
+    benchmark:
+        cost_record("lbfgs_attack", "{model}/seed{seed}")
     log:
         paths.log("lbfgs_attack", "{model}/seed{seed}"),
     conda:
@@ -78,6 +82,8 @@ rule szegedy_transfer:
         mem_mb=4000,
         runtime=30,
     threads: THREADS
+    benchmark:
+        cost_record("szegedy_transfer", "seed{seed}")
     log:
         paths.log("szegedy_transfer", "seed{seed}"),
     conda:
@@ -106,6 +112,8 @@ rule plot_lbfgs_examples:
     params:
         config=CONFIG_ARGS,
         settings=config_slice(config, "szegedy-examples"),
+    benchmark:
+        cost_record("plot_lbfgs_examples", "{model}/seed{seed}")
     log:
         paths.log("plot_lbfgs_examples", "{model}/seed{seed}"),
     localrule: True
@@ -136,6 +144,8 @@ rule szegedy_report:
     params:
         config=CONFIG_ARGS,
         settings=config_slice(config, "szegedy-report"),
+    benchmark:
+        cost_record("szegedy_report")
     log:
         paths.log("szegedy_report"),
     localrule: True

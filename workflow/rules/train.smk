@@ -20,6 +20,8 @@ rule train_model:
         runtime=240,
         gpu=GPUS,
     threads: THREADS
+    benchmark:
+        cost_record("train_model", "{model}/seed{seed}")
     log:
         paths.log("train_model", "{model}/seed{seed}"),
     conda:
@@ -46,6 +48,8 @@ rule soft_labels:
         mem_mb=4000,
         runtime=30,
     threads: THREADS
+    benchmark:
+        cost_record("soft_labels", "{model}/seed{seed}")
     log:
         paths.log("soft_labels", "{model}/seed{seed}"),
     conda:
@@ -73,6 +77,8 @@ rule train_student:
         runtime=240,
         gpu=GPUS,
     threads: THREADS
+    benchmark:
+        cost_record("train_student", "{model}/seed{seed}")
     log:
         paths.log("train_student", "{model}/seed{seed}"),
     conda:

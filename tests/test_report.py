@@ -1,5 +1,7 @@
-"""The reproduction report built by the DAG on the smoke preset: every claim has a computed verdict, every
-figure it shows exists, and two builds from the same results differ only in the timestamp line."""
+"""The reproduction report built by the DAG on the smoke preset: every claim has an outcome and none a verdict
+(smoke's numbers mean nothing, and the report says so first), every figure it shows exists, no generated text
+points outside the repository, and two builds from the same results differ only in the timestamp line. The
+verdict rules themselves are tested on synthetic metrics (tests/test_claims.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ import pandas as pd
 import pytest
 
 from tempered import paths
-from tempered.claims import NOT_COMPARABLE, NOT_RUN, VERDICTS, load_claims
-from tempered.reproduction_report import SECTIONS, TIMESTAMP_PREFIX
+from tempered.claims import NOT_COMPARABLE, NOT_JUDGED, NOT_RUN, VERDICTS, load_claims
+from tempered.reproduction_report import NOT_JUDGED_NOTICE, SECTIONS, TIMESTAMP_PREFIX
 from tests.pipeline import SMOKE, run
+from tests.test_repository_stands_alone import upward_paths_outside
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +33,22 @@ def test_report_has_a_verdict_for_every_claim(snakemake_run):
     assert len(measured) > 10 and (measured["ours"].notna() | measured["series"].notna()).all()
     counts = json.loads((snakemake_run / paths.REPORT_METRICS).read_text())["verdicts"]
     assert sum(counts.values()) == len(claims)
+    # Smoke judges nothing (report.judge_claims false): a measured claim is 'not judged', never a rule's verdict.
+    assert set(table["verdict"]) <= {NOT_JUDGED, NOT_RUN, NOT_COMPARABLE}
+    assert counts["not_judged"] > 10 and counts["reproduced"] == counts["not_reproduced"] == 0
+
+
+def test_the_smoke_report_says_first_that_its_numbers_mean_nothing(snakemake_run):
+    lines = (snakemake_run / paths.REPORT_MARKDOWN).read_text().splitlines()
+    assert lines[0].startswith("# ") and lines[2] == NOT_JUDGED_NOTICE
+    headline = next(line for line in lines if line.endswith("claims)."))
+    assert "reproduced" not in headline and "not judged" in headline
+
+
+def test_no_generated_text_points_outside_the_repository(snakemake_run):
+    results = snakemake_run / "results"
+    for path in [results / "REPORT.md", *sorted((results / "tables").glob("*.md"))]:
+        assert not upward_paths_outside(path, path.read_text(), snakemake_run), path
 
 
 def test_report_sections_and_figures_exist(snakemake_run):

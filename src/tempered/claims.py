@@ -24,7 +24,12 @@ DIRECTION_ONLY = "direction only"
 NOT_REPRODUCED = "not reproduced"
 NOT_RUN = "not run at this preset"
 NOT_COMPARABLE = "not comparable"
-VERDICTS = (REPRODUCED, DIRECTION_ONLY, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN)
+# A run on budgets too small to mean anything (the smoke preset: report.judge_claims false) measures every claim
+# it can but judges none: a tiny sample's wide interval would let a published value "pass" by holding nothing.
+NOT_JUDGED = "not judged"
+VERDICTS = (REPRODUCED, DIRECTION_ONLY, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN, NOT_JUDGED)
+# The verdicts a rule hands out: what a run that does not judge replaces with NOT_JUDGED.
+JUDGED = (REPRODUCED, DIRECTION_ONLY, NOT_REPRODUCED)
 # The dataset a claim's published number was measured on ('dataset', default MNIST) and the one our pipeline
 # measures it on ('measured_on', default MNIST). A value (abs/rel/at_*) on one dataset says nothing of a value on
 # another: such a claim is 'not comparable', never 'not reproduced'. A direction or ordering (an effect, not a
@@ -107,6 +112,7 @@ class Outcome:
 
 
 UNKNOWN_CAUSE = "cause not measured yet"
+NOT_JUDGED_REASON = "budgets too small for a verdict (report.judge_claims false)"
 MISSED = (NOT_REPRODUCED, DIRECTION_ONLY)
 _SETTING = re.compile(r"\{([A-Za-z0-9_.]+)\}")
 
@@ -381,9 +387,15 @@ def evaluate(claim: Mapping[str, Any], config: Mapping[str, Any], root: Path) ->
         return Outcome(claim, NOT_RUN, reason=f"data unavailable ({why})")
 
 
-def evaluate_all(claims: Sequence[Mapping[str, Any]], config: Mapping[str, Any], root: Path) -> list[Outcome]:
+def evaluate_all(claims: Sequence[Mapping[str, Any]], config: Mapping[str, Any], root: Path,
+                 judge: bool = True) -> list[Outcome]:
+    """Every claim's outcome. judge=False (report.judge_claims) keeps each measurement, interval and series
+    but replaces each rule's verdict with NOT_JUDGED; 'not run' and 'not comparable' say what was not measured
+    or cannot be compared, which holds at any budget, so they stay."""
     outcomes = [evaluate(c, config, root) for c in claims]
     for o in outcomes:
-        if o.verdict in MISSED:
+        if not judge and o.verdict in JUDGED:
+            o.verdict, o.reason = NOT_JUDGED, NOT_JUDGED_REASON
+        elif o.verdict in MISSED:
             o.cause = fill_cause(o.claim, config)
     return outcomes

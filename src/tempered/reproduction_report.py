@@ -7,12 +7,14 @@ changes between two builds from the same results is the timestamp line (TIMESTAM
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tempered.claims import (
     DIRECTION_ONLY,
+    JUDGED,
     NOT_COMPARABLE,
+    NOT_JUDGED,
     NOT_REPRODUCED,
     NOT_RUN,
     REPRODUCED,
@@ -22,6 +24,13 @@ from tempered.claims import (
 )
 
 TIMESTAMP_PREFIX = "Generated "
+# Opens the report of a run that judges no claim (report.judge_claims false), above everything else.
+NOT_JUDGED_NOTICE = (
+    "> **Smoke-scale run: its numbers mean nothing and its claims are not judged.** This run's config sets "
+    "`report.judge_claims: false`, as the smoke preset (`workflow/presets/smoke.yaml`) does: it tests the "
+    "pipeline's plumbing on tiny budgets (the deviations at the end list them). Each claim it measures shows our "
+    "value and interval beside the published one under the verdict 'not judged': at these budgets a pass or a "
+    "miss says nothing about the papers, and a tiny sample's wide interval would let a published value pass.")
 # Report sections in reading order: heading, the claims.yaml papers they hold, the figure group they show.
 SECTIONS = (
     ("Szegedy et al. 2014: minimal adversarial examples and their transfer", ("szegedy2014",), "szegedy"),
@@ -116,6 +125,13 @@ def verdict_counts(outcomes: Sequence[Outcome]) -> dict[str, int]:
     return {v: counts.get(v, 0) for v in VERDICTS}
 
 
+def headline_counts(outcomes: Sequence[Outcome], judged: bool) -> dict[str, int]:
+    """The counts the report's headline shows: a judging run has no 'not judged', a run that judges nothing shows
+    no 'reproduced: 0' beside its 'not judged' (every verdict stays in the metrics file, zeros included)."""
+    hidden = (NOT_JUDGED,) if judged else JUDGED
+    return {v: n for v, n in verdict_counts(outcomes).items() if v not in hidden}
+
+
 def section_summary(outcomes: Sequence[Outcome]) -> str:
     """Two or three sentences from the verdicts: how many held, and the largest misses by name."""
     if not outcomes:
@@ -124,8 +140,12 @@ def section_summary(outcomes: Sequence[Outcome]) -> str:
     measured = len(outcomes) - counts[NOT_RUN] - counts[NOT_COMPARABLE]
     if measured == 0:
         return f"None of its {len(outcomes)} claims is measured at this preset ({outcomes[0].reason})."
-    text = (f"Of {len(outcomes)} claims, {measured} were measured at this preset: {counts[REPRODUCED]} reproduced, "
-            f"{counts[DIRECTION_ONLY]} in direction only, {counts[NOT_REPRODUCED]} not reproduced.")
+    text = f"Of {len(outcomes)} claims, {measured} {'was' if measured == 1 else 'were'} measured at this preset"
+    if counts[NOT_JUDGED]:
+        text += "; none is judged (report.judge_claims is false)."
+    else:
+        text += (f": {counts[REPRODUCED]} reproduced, {counts[DIRECTION_ONLY]} in direction only, "
+                 f"{counts[NOT_REPRODUCED]} not reproduced.")
     if counts[NOT_COMPARABLE]:
         text += f" {counts[NOT_COMPARABLE]} published on another dataset: not comparable."
     unexplained = sum(o.cause == UNKNOWN_CAUSE for o in outcomes)
@@ -143,17 +163,21 @@ def section_summary(outcomes: Sequence[Outcome]) -> str:
 
 def render(outcomes: Sequence[Outcome], papers: Mapping[str, str], run: Mapping[str, Any],
            deviations: Sequence[str], figures: Mapping[str, Sequence[str]], summary_figure: str,
-           timestamp: str, findings: Mapping[str, str] | None = None) -> str:
+           timestamp: str, findings: Mapping[str, str] | None = None, judged: bool = True) -> str:
     """The whole report as markdown. figures: section group -> figure paths relative to the report; findings:
-    section group -> a paragraph of measured results beyond the claims (the membership stage's answer)."""
-    counts = verdict_counts(outcomes)
-    out = ["# tempered: reproduction report", "", f"{TIMESTAMP_PREFIX}{timestamp}", "",
-           "## The run", ""]
+    section group -> a paragraph of measured results beyond the claims (the membership stage's answer); judged:
+    whether the claims were judged (report.judge_claims); a run that judges none opens on NOT_JUDGED_NOTICE."""
+    counts = headline_counts(outcomes, judged)
+    out = ["# tempered: reproduction report", ""]
+    if not judged:
+        out += [NOT_JUDGED_NOTICE, ""]
+    out += [f"{TIMESTAMP_PREFIX}{timestamp}", "", "## The run", ""]
     out += [f"- **{k}**: {v}" for k, v in run.items()]
     out += ["", "## Verdicts", "",
             ", ".join(f"{v}: **{n}**" for v, n in counts.items()) + f" (of {len(outcomes)} claims).",
-            "Verdicts are computed from the metrics files by the rules in `workflow/claims.yaml`; an abs/rel rule also "
-            "passes when the published value lies inside our 95% interval (across seeds, or the bootstrap "
+            ("" if judged else "This run applies no verdict rule (report.judge_claims is false). ")
+            + "Verdicts are computed from the metrics files by the rules in `workflow/claims.yaml`; an abs/rel rule "
+            "also passes when the published value lies inside our 95% interval (across seeds, or the bootstrap "
             "interval of a single seed where the metric has one and it holds: never the bootstrap of a maximum "
             "such as best-threshold accuracy). A value published on another dataset than ours is 'not "
             "comparable'. Each claim that missed names its measured cause, or says that none is measured yet.", "",
@@ -172,14 +196,37 @@ def render(outcomes: Sequence[Outcome], papers: Mapping[str, str], run: Mapping[
     return "\n".join(out).rstrip() + "\n"
 
 
-def preset_deviations(defaults: Mapping[str, Any], config: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Every setting where the run's config differs from config.yaml (whose defaults follow the papers)."""
+def _yaml(value: Any) -> str:
+    """A config value as the config files spell it (false, null, [a, b]), not as Python prints it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_yaml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_yaml(v) for v in value) + "]"
+    return str(value)
+
+
+def preset_deviations(defaults: Mapping[str, Any], config: Mapping[str, Any], prefix: str = "",
+                      describe: Callable[[str], str] = lambda key: "") -> list[str]:
+    """Every setting where the run's config differs from config.yaml (whose defaults follow the papers). A key
+    config.yaml leaves null or unset has no paper value to quote: its line says so, with what the key means
+    (describe: dotted key -> its schema description, '' when none)."""
     lines = []
     for key in sorted(set(defaults) | set(config)):
         name = f"{prefix}{key}"
         a, b = defaults.get(key), config.get(key)
         if isinstance(a, Mapping) and isinstance(b, Mapping):
-            lines += preset_deviations(a, b, f"{name}.")
+            lines += preset_deviations(a, b, f"{name}.", describe)
         elif a != b:
-            lines.append(f"`{name}`: {b!r} (paper-faithful default {a!r})")
+            meaning = describe(name)
+            if key not in defaults:
+                default = "not set in config.yaml" + (f": {meaning}" if meaning else "")
+            elif a is None:
+                default = "config.yaml: null" + (f"; {meaning}" if meaning else "")
+            else:
+                default = f"paper-faithful default {_yaml(a)}"
+            lines.append(f"`{name}`: {_yaml(b)} ({default})")
     return lines

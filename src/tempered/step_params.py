@@ -45,7 +45,7 @@ STEP_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "plot-training": (),
     # The report lists every result-affecting setting that departs from config.yaml (not compute or data sources).
     "report": ("seeds", "split", "models", "distillation", "attacks", "calibration", "ood", "szegedy", "evaluation",
-               "membership"),
+               "membership", "report.judge_claims"),
 }
 
 

@@ -205,7 +205,7 @@ def notes(config) -> str:
                 "Every model trained by minibatch SGD (the paper: L-BFGS).")
     return f"""
 Ours (paper) for every cell; errors are fractions, means over training seeds. Paper: Szegedy et al. 2014
-Tables 1-4 and section 4.3 (../shared/reference/anchors.md); "adversarial pool" is the paper's "below 1.2%".
+Tables 1-4 and section 4.3 (cited in workflow/claims.yaml); "adversarial pool" is the paper's "below 1.2%".
 Distortion sqrt(sum((x'-x)^2)/784) averaged over successful L-BFGS examples on `szegedy.attack.samples`
 seeded digits with a random other target each (`szegedy.attack.sample_set`): Tables 1-2 on
 {_DIGITS[sample_set["cross_model"]]}, Tables 3-4 on {_DIGITS[sample_set["cross_training_set"]]} (the paper:

@@ -17,7 +17,7 @@ import pandas as pd
 from tempered import paths
 from tempered.artifacts import read_json, sha256_file, write_bytes, write_metrics, write_table
 from tempered.claims import evaluate_all, load_claims
-from tempered.config import config_hash, load_config, read_yaml
+from tempered.config import SCHEMA_PATH, config_hash, load_config, read_yaml
 from tempered.provenance import code_version
 from tempered.report_inputs import DATA_MANIFESTS, report_figures, report_inputs
 from tempered.reproduction_report import FIXED_DEVIATIONS, preset_deviations, render, verdict_counts
@@ -63,6 +63,25 @@ def run_description(config_files: Sequence[str], config: Mapping[str, Any], root
     }
 
 
+def schema_description(schema: Mapping[str, Any], dotted: str) -> str:
+    """The description workflow/schemas/config.schema.yaml gives a dotted config key ('' when it gives none),
+    following $ref and the schema of a mapping's free keys (models.<name>)."""
+    def resolve(node: Mapping[str, Any]) -> Mapping[str, Any]:
+        ref = node.get("$ref", "")
+        return schema["$defs"][ref.rsplit("/", 1)[1]] if ref.startswith("#/$defs/") else node
+
+    node: Mapping[str, Any] = schema
+    for part in dotted.split("."):
+        node = resolve(node)
+        if part in node.get("properties", {}):
+            node = node["properties"][part]
+        elif isinstance(node.get("additionalProperties"), Mapping):
+            node = node["additionalProperties"]
+        else:
+            return ""
+    return str(node.get("description") or resolve(node).get("description") or "")
+
+
 def _claims_frame(outcomes) -> pd.DataFrame:
     rows = []
     for o in outcomes:
@@ -95,7 +114,8 @@ def report_step(config_files: Sequence[str], claims_path: Path, root: Path, mark
     config = load_config(config_files)
     claims = load_claims(claims_path)
     papers = read_yaml(claims_path).get("papers", {})
-    outcomes = evaluate_all(claims, config, root)
+    judged = config["report"]["judge_claims"]
+    outcomes = evaluate_all(claims, config, root, judge=judged)
     table = _claims_frame(outcomes)
     write_table(table_path, table)
     counts = verdict_counts(outcomes)
@@ -113,13 +133,16 @@ def report_step(config_files: Sequence[str], claims_path: Path, root: Path, mark
 
     figures = {group: [rel(f) for f in files] for group, files in report_figures(config).items()}
     defaults = load_config(config_files[:1])  # config.yaml, whose defaults follow the papers
-    sections = STEP_CONFIG_KEYS["report"]
-    deviations = preset_deviations({k: defaults[k] for k in sections}, {k: config[k] for k in sections})
+    # The papers' protocol lives in these sections; report.* is how this report is written, not a departure.
+    sections = [k for k in STEP_CONFIG_KEYS["report"] if k.split(".")[0] != "report"]
+    schema = read_yaml(SCHEMA_PATH)
+    deviations = preset_deviations({k: defaults[k] for k in sections}, {k: config[k] for k in sections},
+                                   describe=lambda key: schema_description(schema, key))
     deviations += list(FIXED_DEVIATIONS)
     run = run_description(config_files, config, root, report_inputs(config, claims))
     timestamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = render(outcomes, papers, run, deviations, figures, rel(figure_path), timestamp,
-                  {"membership": _membership_findings(config, root)})
+                  {"membership": _membership_findings(config, root)}, judged=judged)
     write_bytes(markdown_path, text.encode())
     log.info("report: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
 

@@ -18,7 +18,7 @@ import seaborn as sns  # noqa: E402
 from tempered import reference  # noqa: E402
 from tempered.artifacts import write_bytes, write_metrics, write_table  # noqa: E402
 from tempered.config import DISTILLED_NAME, model_config  # noqa: E402
-from tempered.figures import apply_style, save_figure  # noqa: E402
+from tempered.figures import apply_style, legend_beside, log_temperature_axis, save_figure  # noqa: E402
 from tempered.summary import across_seeds  # noqa: E402
 
 ATTACK_LABELS = {"jsma": "JSMA (softmax, T=1)", "jsma_known_t": "JSMA (softmax at the training T)",
@@ -133,7 +133,7 @@ def markdown(table: pd.DataFrame, attacks: Sequence[str]) -> str:
         "Input gradient: per sample, log10 of the mean over classes and pixels of |dF_j/dx_i| of the softmax at",
         "T=1, in float64 and log space (a T=100 student's lie below 1e-308); median over samples.",
         "Brackets: 95% t-interval across training seeds (absent with one seed). Paper values from",
-        "Papernot et al. 2016 (S&P) and Carlini & Wagner 2016/2017, see ../shared/reference/anchors.md.",
+        "Papernot et al. 2016 (S&P) and Carlini & Wagner 2016/2017, cited with each number in workflow/claims.yaml.",
     ]
     return "\n".join(["# Defensive distillation across the temperature grid", "", *lines, *notes,
                       *claims(table, attacks)]) + "\n"
@@ -207,10 +207,11 @@ def success_figure(frame: pd.DataFrame, attacks: Sequence[str]) -> plt.Figure:
     papers = sorted(reference.PAPERNOT_JSMA_SUCCESS.items())
     ax.scatter([t for t, _ in papers], [v for _, v in papers], marker="X", s=80, color="black", zorder=5,
                label="Papernot et al. 2016, JSMA")
-    ax.set_xscale("log")
-    ax.set(xlabel="distillation temperature T (students, deployed at T=1)", ylabel="attack success rate",
-           ylim=(-0.02, 1.02), title="Attack success vs distillation temperature (dotted: undistilled model)")
-    ax.legend(fontsize=8)
+    log_temperature_axis(ax, [*frame["T"].dropna(), *(t for t, _ in papers)],
+                         "distillation temperature T (students, deployed at T=1)")
+    ax.set(ylabel="attack success rate", ylim=(-0.02, 1.02),
+           title="Attack success vs distillation temperature (dotted: undistilled model)")
+    legend_beside(ax, fontsize=8)  # inside, it covered the C&W and PGD curves between T=10 and T=100
     return fig
 
 
@@ -222,10 +223,14 @@ def robustness_figure(frame: pd.DataFrame) -> plt.Figure:
             sns.lineplot(data=data, x="T", y="value", marker="o", ax=ax, label=ATTACK_LABELS[attack])
     ax.axhline(reference.PAPERNOT_ROBUSTNESS["base"], color="grey", linestyle=":", label="paper, undistilled")
     ax.axhline(reference.PAPERNOT_ROBUSTNESS["distilled"], color="black", linestyle="--", label="paper, distilled")
-    ax.set_xscale("log")
-    ax.set(xlabel="distillation temperature T", ylabel="fraction of features changed",
+    measured = _students(frame)[_students(frame)["quantity"].str.endswith(".robustness_features_fraction")]
+    if measured.empty:
+        ax.text(0.5, 0.5, "no student's robustness measured\n(see not_measured in its attack metrics)",
+                ha="center", va="center", fontsize=9, transform=ax.transAxes)
+    log_temperature_axis(ax, [1.0, *_students(frame)["T"].dropna()], "distillation temperature T")
+    ax.set(ylabel="fraction of features changed",
            title="Robustness: fewest features JSMA changes per sample (failures at the cap)")
-    ax.legend(fontsize=8)
+    legend_beside(ax, fontsize=8)  # inside, it covered the paper's distilled line
     return fig
 
 
@@ -238,9 +243,9 @@ def accuracy_figure(frame: pd.DataFrame) -> plt.Figure:
         ax.axhline(base.mean(), color="grey", linestyle=":", label="undistilled")
     ax.scatter([20], [reference.PAPERNOT_ACCURACY["distilled_T20"]], marker="X", color="black",
                label="paper, distilled T=20")
-    ax.set_xscale("log")
-    ax.set(xlabel="distillation temperature T", ylabel="test accuracy", title="Accuracy vs temperature")
-    ax.legend(fontsize=8)
+    log_temperature_axis(ax, [20.0, *data["T"].dropna()], "distillation temperature T")
+    ax.set(ylabel="test accuracy", title="Accuracy vs temperature")
+    legend_beside(ax, fontsize=8)  # inside, it covered the paper's point at T=20
     return fig
 
 
@@ -259,23 +264,33 @@ def gradients_figure(config, gradients: Mapping[str, Mapping[str, np.ndarray]]) 
     if rows:
         sns.histplot(pd.DataFrame(rows), x="log10 mean |dF/dx|", hue="model", element="step", fill=False, ax=ax,
                      bins=40)
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)  # off the histograms
     ax.set_title("Input-gradient magnitudes of the deployed softmax, per sample"
                  + (f" ({zeros} exactly 0, not shown)" if zeros else ""))
     return fig
 
 
+def example_caption(label: int, target: int) -> str:
+    """What the model did to one successful adversarial example: true class -> class predicted on it. A targeted
+    attack succeeds only where the model predicts its target; an untargeted one (target -1: FGSM, PGD) only where
+    it predicts anything but the label, and the attack's arrays do not keep which class that was."""
+    return f"{label} \u2192 {target}" if target >= 0 else f"{label} \u2192 not {label}"
+
+
 def examples_figure(config, adversarial: Mapping[str, Mapping[str, np.ndarray]]) -> plt.Figure:
-    """One row per attack, one column per model: the first attempt of the first seed that succeeded."""
-    cells: dict[tuple[str, str], np.ndarray] = {}
+    """One row per attack, one column per model: the first attempt of the first seed that succeeded, captioned
+    with its true class and the class the model predicts on it (example_caption)."""
+    cells: dict[tuple[str, str], tuple[np.ndarray, str]] = {}
     for path, arrays in adversarial.items():
         attack, model = Path(path).parts[-3], Path(path).parts[-2]
         hits = np.flatnonzero(arrays["success"])
         if (attack, model) not in cells and len(hits):
-            cells[(attack, model)] = arrays["x_adv"][hits[0], 0]
+            cells[(attack, model)] = (arrays["x_adv"][hits[0], 0],
+                                      example_caption(int(arrays["label"][hits[0]]), int(arrays["target"][hits[0]])))
     attacks = sorted({a for a, _ in cells} | {Path(p).parts[-3] for p in adversarial})
     models = sorted({Path(p).parts[-2] for p in adversarial},
                     key=lambda m: (temperature_of(config, m) or 0.0))
-    fig, axes = plt.subplots(len(attacks), len(models), figsize=(1.4 * len(models) + 1, 1.5 * len(attacks)),
+    fig, axes = plt.subplots(len(attacks), len(models), figsize=(1.5 * len(models) + 1, 1.8 * len(attacks) + 0.6),
                              squeeze=False)
     for i, attack in enumerate(attacks):
         for j, model in enumerate(models):
@@ -283,14 +298,18 @@ def examples_figure(config, adversarial: Mapping[str, Mapping[str, np.ndarray]])
             ax.set_xticks([])
             ax.set_yticks([])
             if (attack, model) in cells:
-                ax.imshow(cells[(attack, model)], cmap="gray", vmin=0, vmax=1)
+                image, caption = cells[(attack, model)]
+                ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+                ax.set_xlabel(caption, fontsize=9, labelpad=2)
             else:
                 ax.text(0.5, 0.5, "no success", ha="center", va="center", fontsize=7, transform=ax.transAxes)
             if i == 0:
                 ax.set_title(model, fontsize=8)
             if j == 0:
                 ax.set_ylabel(attack, fontsize=8)
-    fig.suptitle("Adversarial examples (first success per attack and model)")
+    fig.suptitle("Adversarial examples (first success per attack and model)\n"
+                 "under each: true class \u2192 class the model predicts on it", fontsize=10)
+    fig.tight_layout()
     return fig
 
 

@@ -12,8 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from tempered.figures import apply_style  # noqa: E402
+from tempered.figures import apply_style, legend_beside, log_temperature_axis  # noqa: E402
 
 
 def reliability_diagram(bins: pd.DataFrame, title: str, ece: dict[str, float]) -> plt.Figure:
@@ -42,15 +43,18 @@ def reliability_diagram(bins: pd.DataFrame, title: str, ece: dict[str, float]) -
                 label="gap to mean confidence")
         top.plot([0, 1], [0, 1], "k--", linewidth=1)
         top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy", title=f"{state}: ECE {100 * ece[state]:.2f}%")
-        top.legend(loc="upper left", fontsize=8)
         counts = rows["count"].to_numpy()
         bottom.bar(centers, np.maximum(counts, 0), width=width * 0.95, color="gray")
         bottom.set_yscale("symlog", linthresh=1)
+        bottom.set_ylim(0, max(int(counts.max()), 1) * 20)  # room for the fullest bin's count above its bar
         for x, n in zip(centers[filled], counts[filled], strict=True):
             bottom.text(x, n, str(int(n)), ha="center", va="bottom", fontsize=6, rotation=90)
         bottom.set(xlabel="confidence (max softmax)", ylabel="samples")
+    # One legend for every column, under the figure: in the top-left corner it hid confident, accurate bins.
+    handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.suptitle(title)
     fig.tight_layout()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0), ncols=2, fontsize=8)
     return fig
 
 
@@ -58,7 +62,7 @@ def fitted_vs_distillation_temperature(table: pd.DataFrame) -> plt.Figure:
     """Fitted T against the training T of each distilled model (log-log), teachers and students, one point per
     seed; the dotted line is fitted T = training T. Models outside the grid appear as horizontal lines."""
     apply_style()
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    fig, ax = plt.subplots(figsize=(8, 4.2))
     fitted = table[table["fitted"]]
     grid = fitted[fitted["distillation_temperature"].notna()]
     if len(grid):
@@ -70,9 +74,12 @@ def fitted_vs_distillation_temperature(table: pd.DataFrame) -> plt.Figure:
     for i, (model, rows) in enumerate(fitted[fitted["distillation_temperature"].isna()].groupby("model")):
         ax.axhline(rows["fitted_temperature"].mean(), color=f"C{i + 3}", linestyle="--", linewidth=1,
                    label=f"{model} (trained at T=1)")
-    ax.set(xscale="log", yscale="log", xlabel="distillation (training) temperature",
-           ylabel="fitted temperature on validation")
-    ax.legend(fontsize=8)
+    # T=1 always in view: the models trained at T=1 are its reference.
+    log_temperature_axis(ax, [1.0, *grid["distillation_temperature"], *grid["fitted_temperature"]],
+                         "distillation (training) temperature")
+    ax.set(yscale="log", ylabel="fitted temperature on validation")
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    legend_beside(ax, fontsize=8)  # inside, it covered the fitted = training line between T=2 and T=10
     ax.set_title("Temperature scaling after distillation")
     fig.tight_layout()
     return fig

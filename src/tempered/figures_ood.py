@@ -13,16 +13,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
-from tempered.figures import apply_style  # noqa: E402
+from tempered.figures import apply_style, legend_under, log_temperature_axis  # noqa: E402
 
 
 def roc_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
     """One panel per OOD dataset, one ROC curve per detector (columns dataset, detector, fpr, tpr, auroc)."""
     apply_style()
     datasets = list(dict.fromkeys(curves["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4 * len(datasets), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4 * len(datasets), 5.2), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         rows = curves[curves["dataset"] == dataset]
         for i, (detector, curve) in enumerate(rows.groupby("detector", sort=False)):
@@ -31,7 +33,10 @@ def roc_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
         ax.plot([0, 1], [0, 1], "k:", linewidth=0.8)
         ax.axhline(0.95, color="gray", linewidth=0.6, linestyle="--")
         ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="FPR (OOD kept)", ylabel="TPR (MNIST test kept)", title=dataset)
-        ax.legend(fontsize=7, title="detector (AUROC %)", title_fontsize=7, loc="lower right")
+    fig.tight_layout()
+    # Under each panel (its AUROCs are its own): in the lower-right corner it covered weak detectors' curves.
+    for ax in axes[0]:
+        legend_under(ax, ncols=2, fontsize=7, title="detector (AUROC %)", title_fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -51,24 +56,33 @@ def score_histograms(scores: pd.DataFrame, title: str) -> plt.Figure:
             rows = scores[(scores["detector"] == detector) & (scores["dataset"] == dataset)]
             lo, hi = rows["score"].min(), rows["score"].max()
             bins = np.linspace(lo, hi if hi > lo else lo + 1e-6, 41)
+            drawn = []
             for distribution, color in (("in", "tab:blue"), ("out", "tab:orange")):
                 # One filled step path per set (ax.stairs), not a patch per bin: far faster to draw and save.
                 density, _ = np.histogram(rows.loc[rows["distribution"] == distribution, "score"], bins=bins,
                                           density=True)
-                ax.stairs(density, bins, fill=True, color=color, alpha=0.55,
-                          label="MNIST test" if distribution == "in" else dataset)
+                ax.stairs(density, bins, fill=True, color=color, alpha=0.55)
+                drawn.append(density[density > 0])
             ax.set_yscale("log")
+            # Whole decades: a panel within one decade (ODIN's densities, ~200-6000) had its minor ticks labelled,
+            # 2x10^2 to 6x10^3 in large type running into each other.
+            positive = np.concatenate(drawn)
+            if positive.size:
+                ax.set_ylim(10.0 ** np.floor(np.log10(positive.min())), 10.0 ** np.ceil(np.log10(positive.max())))
+            ax.yaxis.set_minor_formatter(NullFormatter())
             # ODIN at T=1000 spans ~0.100-0.102: few ticks, or their long labels run into each other.
             ax.xaxis.set_major_locator(MaxNLocator(3))
             ax.tick_params(labelsize=7)
             if r == 0:
                 ax.set_title(dataset, fontsize=9)
             if c == 0:
-                ax.set_ylabel(detector, fontsize=8)
-            if r == 0 and c == len(datasets) - 1:
-                ax.legend(fontsize=7)
+                ax.set_ylabel(f"{detector}\ndensity (log)", fontsize=8)
+    handles = [Patch(color="tab:blue", alpha=0.55, label="MNIST test (in)"),
+               Patch(color="tab:orange", alpha=0.55, label="OOD set named above the column (out)")]
     fig.suptitle(title)
     fig.tight_layout()
+    # Under the figure: inside the top-right panel it covered that panel's bars.
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), ncols=2, fontsize=8)
     return fig
 
 
@@ -80,20 +94,29 @@ def auroc_vs_temperature(table: pd.DataFrame) -> plt.Figure:
     datasets = list(dict.fromkeys(table["dataset"]))
     detectors = list(dict.fromkeys(table["detector"]))
     palette = {d: f"C{i}" for i, d in enumerate(detectors)}
+    base_models = list(dict.fromkeys(table.loc[table["distillation_temperature"].isna(), "model"]))
+    styles = dict(zip(base_models, ("--", ":", "-.", (0, (1, 3))), strict=False))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         rows = table[table["dataset"] == dataset]
         students = rows[rows["distillation_temperature"].notna()]
         if len(students):
             sns.lineplot(data=students, x="distillation_temperature", y="auroc", hue="detector", palette=palette,
-                         marker="o", errorbar=("pi", 100), ax=ax, legend=ax is axes[0, 0])
+                         marker="o", errorbar=("pi", 100), ax=ax, legend=False)
         base = rows[rows["distillation_temperature"].isna()]
-        styles = {m: s for m, s in zip(dict.fromkeys(base["model"]), ("--", ":", "-.", (0, (1, 3))), strict=False)}
         for (model, detector), group in base.groupby(["model", "detector"], sort=False):
             ax.axhline(group["auroc"].mean(), color=palette[detector], linestyle=styles.get(model, "--"),
                        linewidth=0.8)
-        ax.set(xscale="log", xlabel="distillation temperature (students)", ylabel="AUROC", title=dataset)
-    fig.suptitle("OOD AUROC of distilled students vs T; horizontal lines: models outside the grid ("
-                 + ", ".join(f"{m} {s if isinstance(s, str) else '..'}" for m, s in styles.items()) + ")")
+        log_temperature_axis(ax, [1.0, *table["distillation_temperature"].dropna()],
+                             "distillation temperature (students)")
+        ax.set(ylabel="AUROC", title=dataset)
+    # One key beside the figure, colours (detectors) and line styles (models outside the grid) apart: inside the
+    # first panel it covered the base models' lines.
+    handles = [Line2D([], [], color=palette[d], marker="o", label=d) for d in detectors]
+    handles += [Line2D([], [], color="gray", linestyle=styles.get(m, "--"), linewidth=0.8, label=f"{m} (not distilled)")
+                for m in base_models]
+    fig.suptitle("OOD AUROC of distilled students against their distillation temperature")
     fig.tight_layout()
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.9), fontsize=8,
+               title="detector / model", title_fontsize=8)
     return fig

@@ -13,7 +13,7 @@ import pandas as pd
 from tempered import reference
 from tempered.claims import Metric, MissingKey, Unavailable, measure
 from tempered.config import distilled_names
-from tempered.figures import apply_style, plt
+from tempered.figures import apply_style, legend_under, log_temperature_axis, plt
 
 PANELS = ("test accuracy", "ECE (15 bins)", "JSMA success rate", "C&W mean L2", "OOD AUROC (Fashion-MNIST)",
           "membership AUROC")
@@ -87,9 +87,10 @@ def _membership_points(config: Mapping[str, Any], root: Path, add) -> None:
 
 
 def temperature_summary(table: pd.DataFrame) -> plt.Figure:
-    """Small multiples, one per quantity; a panel with nothing measured says so instead of staying blank."""
+    """Small multiples, one per quantity, on one temperature axis (decades from the coldest to the hottest point
+    drawn); each panel's legend under it, where it covers no point; a panel with nothing measured says so."""
     apply_style()
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
+    fig, axes = plt.subplots(2, 3, figsize=(13, 8.5))
     for ax, panel in zip(axes.flat, PANELS, strict=True):
         data = table[table["panel"] == panel]
         measured = data[data["series"] != "published"]
@@ -102,12 +103,12 @@ def temperature_summary(table: pd.DataFrame) -> plt.Figure:
             if str(series).endswith("(x)"):
                 style = {"marker": "x", "markersize": 9, "linestyle": "none"}
             ax.plot(points["temperature"], points["value"], label=series, **style)
-        ax.set_xscale("log")
-        ax.set_xlabel("temperature (log scale)")
+        log_temperature_axis(ax, table["temperature"], "temperature (log scale)")
         ax.set_ylabel(panel)
         ax.set_title(panel)
-        if not data.empty:
-            ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()  # first the panels' size, then each legend at its x-axis label
+    for ax in axes.flat:
+        legend_under(ax, fontsize=7)
     fig.suptitle("Temperature across the pipeline")
     fig.tight_layout()
     return fig

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,32 @@ from tempered.config import REPO_ROOT, load_config
 from tempered.data.sources import fetch_dataset
 
 PRESETS = sorted((REPO_ROOT / "workflow" / "presets").glob("*.yaml"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The long builds' progress (tests.pipeline.run) goes to pytest's terminal, past the capture that hides a
+    fixture's output; the way pytest's own live logging writes."""
+    from tests import pipeline
+
+    def show(line: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None or capture is None:  # -p no:terminal, -p no:capture
+            pipeline._to_stderr(line)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+    pipeline.show = show
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dvc_site_cache(tmp_path_factory) -> Iterator[None]:
+    """DVC keeps an index of every repository it has seen under /var/tmp/dvc; the tests' clones are thrown away
+    with the session's temporary folder, and so are their indexes."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DVC_SITE_CACHE_DIR", str(tmp_path_factory.mktemp("dvc-site-cache")))
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shlex
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -23,11 +28,82 @@ def clone_env(cwd: Path) -> dict[str, str]:
             "PYTHONPATH": str(cwd / "src")}
 
 
+# While a command runs, these lines of its output are shown on the terminal: Snakemake's step count, each stage
+# DVC starts, and a rule that failed. A smoke build takes many minutes, and pytest hides what a fixture prints.
+PROGRESS = re.compile(r"\d+ of \d+ steps \(\d+%\) done|^Running stage |^Error in rule ")
+ANNOUNCE_AFTER_S = 10.0  # a command that runs longer, or shows progress, is named when it starts and ends
+POLL_S = 1.0
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# Where run() reports; tests/conftest.py points it at pytest's terminal.
+show: Callable[[str], None] = _to_stderr
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
 def run(cmd: list[str], cwd: Path, timeout: int = 900) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=clone_env(cwd), capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, (
-        f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc.stdout + proc.stderr
+    """Run cmd in cwd with the clone's environment; assert it exits 0 within timeout seconds (the message holds
+    the tails of its stdout and stderr) and return both. A command that runs past ANNOUNCE_AFTER_S, or prints
+    a PROGRESS line, is named through `show` with where it runs and for which test, then its PROGRESS lines as
+    they come (after the time since it started), then how it ended and when."""
+    name = shlex.join(["python" if part == sys.executable else part for part in cmd])
+    started = time.monotonic()
+    output = {"stdout": bytearray(), "stderr": bytearray()}
+    unfinished = {"stdout": b"", "stderr": b""}
+    announced = timed_out = False
+
+    def relay(readers: dict) -> None:
+        nonlocal announced
+        lines = []
+        for stream, reader in readers.items():
+            data = reader.read()
+            output[stream] += data
+            *complete, unfinished[stream] = (unfinished[stream] + data).split(b"\n")
+            lines += [line.strip() for raw in complete for line in raw.decode(errors="replace").splitlines()
+                      if PROGRESS.search(line)]
+        elapsed = time.monotonic() - started
+        if not announced and (lines or elapsed > ANNOUNCE_AFTER_S):
+            announced = True
+            test = os.environ.get("PYTEST_CURRENT_TEST")
+            show(f"{name}: running in {cwd}" + (f" (for {test})" if test else ""))
+        for line in lines:
+            show(f"  [{_clock(elapsed)}] {line}")
+
+    with tempfile.TemporaryDirectory(prefix="run-") as logs:
+        files = {stream: Path(logs, stream) for stream in output}
+        with files["stdout"].open("wb") as out, files["stderr"].open("wb") as err:
+            # Unbuffered: DVC's "Running stage" lines reach the file as they are printed, not at exit.
+            proc = subprocess.Popen(cmd, cwd=cwd, env={**clone_env(cwd), "PYTHONUNBUFFERED": "1"},
+                                    stdout=out, stderr=err)
+        with files["stdout"].open("rb") as out, files["stderr"].open("rb") as err:
+            try:
+                while proc.poll() is None:
+                    try:
+                        proc.wait(timeout=POLL_S)
+                    except subprocess.TimeoutExpired:
+                        timed_out = time.monotonic() - started > timeout
+                        if timed_out:
+                            proc.kill()
+                    relay({"stdout": out, "stderr": err})
+                relay({"stdout": out, "stderr": err})
+            finally:
+                if proc.poll() is None:  # interrupted (Ctrl-C): leave no build running
+                    proc.kill()
+                proc.wait()
+    stdout, stderr = output["stdout"].decode(errors="replace"), output["stderr"].decode(errors="replace")
+    outcome = (f"timed out after {timeout} s" if timed_out else
+               "done" if proc.returncode == 0 else f"failed ({proc.returncode})")
+    if announced:
+        show(f"{name}: {outcome} [{_clock(time.monotonic() - started)}]")
+    assert proc.returncode == 0 and not timed_out, f"{name} {outcome}:\n{stdout[-3000:]}\n{stderr[-6000:]}"
+    return stdout + stderr
 
 
 def digest(path: Path) -> str:

@@ -46,6 +46,7 @@ import math
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from tempered.attacks.common import AttackResult, check_inputs, finish
 
@@ -63,10 +64,12 @@ class JSMA:
         the attacker who knows it (the gradient-masking demonstration). Ignored for score="logits".
     max_pair_elements: pair-score entries held at once (memory bound of the pair search, not an attack
         parameter): samples are searched in chunks of max(1, max_pair_elements // |X|^2).
+    progress: a bar over the iterations on stderr (each searches every pair of features of every sample).
     """
 
     def __init__(self, theta: float = 1.0, gamma: float = 0.145, score: str = "softmax", temperature: float = 1.0,
-                 clip_min: float = 0.0, clip_max: float = 1.0, max_pair_elements: int = 2**23):
+                 clip_min: float = 0.0, clip_max: float = 1.0, max_pair_elements: int = 2**23,
+                 progress: bool = False):
         if theta == 0:
             raise ValueError("theta must be nonzero")
         if not 0 < gamma <= 1:
@@ -80,6 +83,7 @@ class JSMA:
         self.clip_min = clip_min
         self.clip_max = clip_max
         self.max_pair_elements = max_pair_elements
+        self.progress = progress
 
     def max_iterations(self, num_features: int) -> int:
         """The paper's max_iter = floor(|X| * gamma / 2): rounding down keeps 2 * max_iter <= gamma * |X|."""
@@ -104,7 +108,8 @@ class JSMA:
         # The search domain: features that can still move in theta's direction; chosen ones leave it below.
         domain = x_adv < self.clip_max if increase else x_adv > self.clip_min
         active = torch.ones(len(x), dtype=torch.bool, device=x.device)
-        for _ in range(self.max_iterations(num_features)):
+        for _ in tqdm(range(self.max_iterations(num_features)), desc="JSMA", unit="iter", leave=False,
+                      mininterval=2.0, disable=not self.progress):
             rows = active.nonzero().squeeze(1)
             if len(rows) == 0:
                 break

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from tempered.attacks.common import AttackResult, check_inputs, finish
 from tempered.attacks.fgsm import loss_sign_gradient
@@ -19,11 +20,13 @@ class PGD:
     """Madry et al. 2018. seed fixes the random start (None: draw from torch's global generator).
 
     The returned x is the last iterate, as in the paper; temperature divides the logits inside the loss
-    (see FGSM).
+    (see FGSM). progress: a bar over the steps on stderr (off inside training loops, where it would be one
+    bar per minibatch).
     """
 
     def __init__(self, eps: float = 0.3, alpha: float = 0.01, steps: int = 40, random_start: bool = True,
-                 seed: int | None = 0, temperature: float = 1.0, clip_min: float = 0.0, clip_max: float = 1.0):
+                 seed: int | None = 0, temperature: float = 1.0, clip_min: float = 0.0, clip_max: float = 1.0,
+                 progress: bool = False):
         self.eps = eps
         self.alpha = alpha
         self.steps = steps
@@ -32,6 +35,7 @@ class PGD:
         self.temperature = temperature
         self.clip_min = clip_min
         self.clip_max = clip_max
+        self.progress = progress
 
     def _project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # The box after the ball: x lies in the box, so the result stays in both.
@@ -48,7 +52,8 @@ class PGD:
             generator = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
             noise = torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1
             x_adv = self._project(x + self.eps * noise.to(x.device), x)
-        for _ in range(self.steps):
+        for _ in tqdm(range(self.steps), desc="PGD", unit="step", leave=False, mininterval=2.0,
+                      disable=not self.progress):
             step = loss_sign_gradient(model, x_adv, labels, target, self.temperature)
             x_adv = self._project(x_adv + self.alpha * step, x)
         return finish(model, x, x_adv, labels, target, "linf")

@@ -34,17 +34,20 @@ NUM_CLASSES = 10
 
 
 def build_attack(name: str, cfg: dict, model_temperature: float, seed: int):
-    """The attack object for config attacks.<name>; jsma_known_t differentiates softmax(z/T_train)."""
+    """The attack object for config attacks.<name>; jsma_known_t differentiates softmax(z/T_train). The
+    iterative ones show their iterations on stderr, under run_batched's bar over the attempts."""
     if name == "jsma":
-        return JSMA(theta=cfg["theta"], gamma=cfg["gamma"], score="softmax", temperature=1.0)
+        return JSMA(theta=cfg["theta"], gamma=cfg["gamma"], score="softmax", temperature=1.0, progress=True)
     if name == "jsma_known_t":
-        return JSMA(theta=cfg["theta"], gamma=cfg["gamma"], score="softmax", temperature=model_temperature)
+        return JSMA(theta=cfg["theta"], gamma=cfg["gamma"], score="softmax", temperature=model_temperature,
+                    progress=True)
     if name == "fgsm":
         return FGSM(eps=cfg["eps"])
     if name == "pgd":
-        return PGD(eps=cfg["eps"], alpha=cfg["alpha"], steps=cfg["steps"], random_start=cfg["random_start"], seed=seed)
+        return PGD(eps=cfg["eps"], alpha=cfg["alpha"], steps=cfg["steps"], random_start=cfg["random_start"], seed=seed,
+                   progress=True)
     if name == "cw_l2":
-        return CarliniWagnerL2(**{k: v for k, v in cfg.items() if k != "samples"})
+        return CarliniWagnerL2(**{k: v for k, v in cfg.items() if k != "samples"}, progress=True)
     raise ConfigError(f"unknown attack {name!r}; known: {', '.join(NORMS)}")
 
 
@@ -77,11 +80,15 @@ def every_other_target(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 def run_batched(attack, model, x, labels, target, batch_size: int, desc: str) -> AttackResult:
+    """The attack on every attempt, batch_size at a time, counted on stderr in attempts (one batch is often all
+    of them: a bar over batches would move once, at the end)."""
     parts = []
-    for start in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch", mininterval=2.0):
-        end = start + batch_size
-        parts.append(attack.attack(model, x[start:end], labels[start:end],
-                                   None if target is None else target[start:end]))
+    with tqdm(total=len(x), desc=desc, unit="attempt", mininterval=2.0) as bar:
+        for start in range(0, len(x), batch_size):
+            end = start + batch_size
+            parts.append(attack.attack(model, x[start:end], labels[start:end],
+                                       None if target is None else target[start:end]))
+            bar.update(len(parts[-1].success))
     return AttackResult(x_adv=torch.cat([p.x_adv for p in parts]), success=torch.cat([p.success for p in parts]),
                         distortion=torch.cat([p.distortion for p in parts]), norm=parts[0].norm)
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from tempered.artifacts import (
     ArtifactError,
@@ -74,7 +75,8 @@ def _logits(model, x: torch.Tensor, config: dict, device: torch.device) -> torch
 def _adversarial_logits(model, x: torch.Tensor, y: torch.Tensor, config: dict, device: torch.device) -> torch.Tensor:
     """Song et al. 2019: logits of each candidate's PGD example (the attacker's eps, untargeted, true label)."""
     cfg = config["membership"]["adversarial_input"]
-    attack = PGD(eps=cfg["eps"], alpha=cfg["alpha"], steps=cfg["steps"], random_start=cfg["random_start"], seed=0)
+    attack = PGD(eps=cfg["eps"], alpha=cfg["alpha"], steps=cfg["steps"], random_start=cfg["random_start"], seed=0,
+                 progress=True)
     model = ClassLogits(model)  # a learned-confidence model is attacked through its class logits
     batch = config["evaluation"]["batch_size"]
     x_adv = torch.cat([attack.attack(model, x[i:i + batch].to(device), y[i:i + batch].to(device)).x_adv.cpu()
@@ -108,7 +110,8 @@ def shadow_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
     roles = read_arrays(roles_path, required=("shadow_members", "shadow_out", "calibration"))
     candidates = read_arrays(target_roles_path, required=("members", "nonmembers"))
     arrays: dict[str, np.ndarray] = {}
-    for name, role in (("members", "shadow_members"), ("out", "shadow_out")):
+    for name, role in tqdm((("members", "shadow_members"), ("out", "shadow_out")), desc=f"shadow {model_name}",
+                           unit="set", mininterval=2.0):
         x, y = subset(images, roles, role)
         arrays[f"{name}_logits"] = _logits(model, x, config, device).numpy()
         arrays[f"{name}_labels"] = y.numpy()
@@ -200,7 +203,7 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
 
     results: dict[str, dict[str, Any]] = {}
     columns: dict[str, dict[str, np.ndarray]] = {}
-    for variant in VARIANTS:
+    for variant in tqdm(VARIANTS, desc=f"membership attacks on {model_name}", unit="variant", mininterval=2.0):
         if variant in skipped:
             log.warning("%s: variant %s skipped: %s", model_name, variant, skipped[variant])
             continue

@@ -19,7 +19,7 @@ CONFIG_ARGS := --config config.yaml $(if $(PRESET),--config workflow/presets/$(P
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: reproduce costs test lint dvc.yaml report data-deps bench clean-results push pull
+.PHONY: reproduce costs test test-unit lint dvc.yaml report data-deps bench clean-results push pull
 
 # What the run is (jobs, expected time here), then the whole DAG (ending with results/REPORT.md), the HTML
 # gallery of every figure (results/report.html) and what each rule cost (results/costs/).
@@ -36,8 +36,13 @@ costs: $(VENV)/.runtime
 report: $(VENV)/.runtime
 	snakemake --cores 1 $(PRESET_ARGS) --report results/report.html
 
+# Both tiers: tests/unit (the package, minutes) and tests/workflow (the DAG under Snakemake, DVC, Slurm, faults).
 test: $(VENV)/.test data-deps lint
-	pytest -q
+	pytest -q tests/unit tests/workflow
+
+# The inner loop: the unit tier alone, no lint.
+test-unit: $(VENV)/.test data-deps
+	pytest -q tests/unit
 
 lint: $(VENV)/.test
 	ruff check src tests bench

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A throwaway single-node Slurm cluster for the SLURM test (tests/test_slurm.py), kept under one state
+# A throwaway single-node Slurm cluster for the SLURM test (tests/workflow/test_slurm.py), kept under one state
 # directory. Its slurm.conf is also linked from /etc/slurm/slurm.conf, because the jobstep executor strips
 # SLURM_CONF from the environment of the srun it runs inside each job; an existing configuration there that
 # is not ours is never touched (start exits 3). `stop` kills only the daemons this script started, by the

@@ -1,5 +1,5 @@
 """Published numbers our stage tables and figures sit beside: the values of workflow/claims.yaml, which cites each
-paper in full and names each number's table or section (tests/test_claims.py checks that the two agree)."""
+paper in full and names each number's table or section (tests/unit/test_claims.py checks that the two agree)."""
 
 # Papernot et al. 2016 (S&P): JSMA success rate on MNIST by distillation temperature, as quoted by Carlini &
 # Wagner 2016 ("91% at T=1, 24% at T=5, 0.5% at T=100"; T=1 here is a student distilled at T=1).

@@ -18,13 +18,8 @@ from tempered.training import train_classifier
 SGD = {"name": "sgd", "lr": 0.5, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small batches: two threads only add contention on a shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# One torch thread (tests/conftest.py): tiny batches, and bit-stable results beside a build.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize(("name", "params"), [

@@ -24,7 +24,7 @@ from tempered.preflight import (
     summary,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SMOKE = "workflow/presets/smoke.yaml"
 
 TINY_SNAKEFILE = """

@@ -1,7 +1,7 @@
 """The reproduction report built by the DAG on the smoke preset: every claim has an outcome and none a verdict
 (smoke's numbers mean nothing, and the report says so first), every figure it shows exists, no generated text
 points outside the repository, and two builds from the same results differ only in the timestamp line. The
-verdict rules themselves are tested on synthetic metrics (tests/test_claims.py)."""
+verdict rules themselves are tested on synthetic metrics (tests/unit/test_claims.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tempered import paths
 from tempered.claims import NOT_COMPARABLE, NOT_JUDGED, NOT_RUN, VERDICTS, load_claims
 from tempered.reproduction_report import NOT_JUDGED_NOTICE, SECTIONS, TIMESTAMP_PREFIX
 from tests.pipeline import SMOKE, run
-from tests.test_repository_stands_alone import upward_paths_outside
+from tests.unit.test_repository_stands_alone import upward_paths_outside
 
 pytestmark = pytest.mark.e2e
 

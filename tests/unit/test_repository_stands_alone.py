@@ -1,7 +1,8 @@
 """A clone holds everything it refers to: no tracked text file (the README, the docs and committed report tables,
 the code that writes the reports, the workflow) points at a path above the repository, which a user's clone
-does not have. Relative paths inside it ('../envs/tempered.yaml' from workflow/rules/) must resolve to a file
-of the repository, from the folder of the file that names them, as Snakemake, conda and markdown read them."""
+does not have. Relative paths inside it (a rule's conda env, envs/tempered.yaml one folder up from
+workflow/rules/) must resolve to a file of the repository, from the folder of the file that names them, as
+Snakemake, conda and markdown read them."""
 
 from __future__ import annotations
 
@@ -45,10 +46,12 @@ def test_the_check_tells_a_path_inside_from_one_outside(tmp_path):
     (tmp_path / "workflow" / "envs").mkdir(parents=True)
     (tmp_path / "workflow" / "envs" / "env.yaml").write_text("")
     rules = tmp_path / "workflow" / "rules" / "x.smk"
-    climbing_out = "../" * 3 + "shared/reference/numbers.md"
-    text = f'conda: "../envs/env.yaml"\n# see {climbing_out}; results/a/.../b.csv; ../envs/env.yaml.\n'
+    up = "../"  # spelled apart, so that this file does not hold the paths it tests with
+    climbing_out = up * 3 + "shared/reference/numbers.md"
+    text = f'conda: "{up}envs/env.yaml"\n# see {climbing_out}; results/a/.../b.csv; {up}envs/env.yaml.\n'
     assert upward_paths_outside(rules, text, tmp_path) == [climbing_out]
-    assert upward_paths_outside(tmp_path / "README.md", "[x](../other/README.md)", tmp_path) == ["../other/README.md"]
+    other = f"{up}other/README.md"
+    assert upward_paths_outside(tmp_path / "README.md", f"[x]({other})", tmp_path) == [other]
 
 
 def test_no_tracked_text_file_refers_to_a_path_outside_the_repository():

@@ -80,7 +80,8 @@ def test_under_pytest_the_progress_reaches_the_terminal_past_capture(tmp_path):
         "def test_uses_the_build(build):\n"
         "    assert build\n")
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
-                           "--basetemp", str(tmp_path / "inner"), str(tmp_path / "test_build.py")],
+                           "--basetemp", str(tmp_path / "inner"), "--rootdir", str(tmp_path),
+                           str(tmp_path / "test_build.py")],
                           cwd=REPO_ROOT, env={**pipeline.clone_env(REPO_ROOT), "PYTHONPATH": str(REPO_ROOT)},
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

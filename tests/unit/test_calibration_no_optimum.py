@@ -15,7 +15,7 @@ from tempered.calibration import NoFiniteOptimum, fit_temperature, nll_slopes_in
 from tempered.membership_report import markdown, membership_frame, summary
 from tempered.steps.calibration import calibration_table
 from tempered.steps.membership import _fitted_temperature, _unscalable
-from tests.test_calibration_stage import no_nulls, run_calibrate, write_logits
+from tests.unit.test_calibration_stage import no_nulls, run_calibrate, write_logits
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -21,13 +21,8 @@ from tempered.models.szegedy import SigmoidMLP, SoftmaxRegression
 TIGHT = {"pgtol": 1e-10, "ftol": 1e-15, "max_iter": 3000}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Batches of a few rows: two threads only add contention on a shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# One torch thread (tests/conftest.py): tiny batches, and bit-stable results beside a build.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def scipy_lbfgsb(objective, x0: torch.Tensor, row: int) -> tuple[np.ndarray, float]:

@@ -22,12 +22,8 @@ ATTACK = {"initial_c": 0.1, "search_steps": 4, "c_factor": 10.0, "max_iter": 30}
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# One torch thread (tests/conftest.py): tiny batches, and bit-stable results beside a build.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

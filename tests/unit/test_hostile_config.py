@@ -132,11 +132,17 @@ def test_a_membership_model_that_would_share_a_shadows_name_is_refused(repo_conf
 # --- issue 18 item 3: a common mistake ends in one message that says what to do -----------------------------------
 
 
+def make_dry_run(*args: str) -> subprocess.CompletedProcess:
+    """`make -n` as a user types it: not a sub-make of the one running the tests (`make test`), whose
+    MAKELEVEL would add 'Entering directory' lines."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    return subprocess.run(["make", "-n", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
 @pytest.mark.parametrize("target", ["reproduce", "report", "push", "pull", "dvc.yaml", "lint", "test"])
 def test_an_unknown_preset_stops_make_before_any_target_and_lists_the_presets(target):
     # -n: were the check gone, make would only print the commands (reproduce's included), not run them.
-    proc = subprocess.run(["make", "-n", target, "PRESET=nonexistent"], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=60)
+    proc = make_dry_run(target, "PRESET=nonexistent")
     assert proc.returncode == 2, proc.stdout[-2000:]
     assert proc.stdout == "", "make got as far as a recipe"
     assert "PRESET=nonexistent is not a preset; choose one of: " + " ".join(preset_names()) in proc.stderr
@@ -145,14 +151,12 @@ def test_an_unknown_preset_stops_make_before_any_target_and_lists_the_presets(ta
 
 @pytest.mark.parametrize("value", ["smoke quick", "smoke.yaml", "%"])
 def test_a_preset_value_that_is_not_exactly_one_name_is_refused_too(value):
-    proc = subprocess.run(["make", "-n", "dvc.yaml", f"PRESET={value}"], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=60)
+    proc = make_dry_run("dvc.yaml", f"PRESET={value}")
     assert proc.returncode == 2 and proc.stdout == "" and "is not a preset" in proc.stderr, proc.stderr
 
 
 def test_a_known_preset_passes_the_check():
-    proc = subprocess.run(["make", "-n", "dvc.yaml", "PRESET=smoke"], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=60)
+    proc = make_dry_run("dvc.yaml", "PRESET=smoke")
     assert proc.returncode == 0, proc.stderr
     assert "export-dvc --config config.yaml --config workflow/presets/smoke.yaml --out dvc.yaml" in proc.stdout
 

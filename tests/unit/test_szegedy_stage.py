@@ -53,12 +53,8 @@ def cli(config: list[str], *args: str) -> None:
     assert main(argv) == 0, argv
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# One torch thread (tests/conftest.py): tiny batches, and bit-stable results beside a build.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,13 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: reproduce costs test test-unit lint dvc.yaml report data-deps bench clean-results push pull
 
 # What the run is (jobs, expected time here), then the whole DAG (ending with results/REPORT.md), the HTML
-# gallery of every figure (results/report.html) and what each rule cost (results/costs/).
+# gallery of every figure (results/report.html) and what each rule cost (results/costs/; a tree that DVC built
+# or pulled has no records: the run still succeeds).
 reproduce: $(VENV)/.runtime data-deps
 	python -m tempered preflight $(CONFIG_ARGS)
 	snakemake --cores $(CORES) $(PRESET_ARGS)
 	snakemake --cores 1 $(PRESET_ARGS) --report results/report.html
-	python -m tempered costs $(CONFIG_ARGS)
+	-python -m tempered costs $(CONFIG_ARGS)
 
 # Per-rule wall time, CPU time and peak memory of the last run (Snakemake's records under logs/benchmarks/).
 costs: $(VENV)/.runtime

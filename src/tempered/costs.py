@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tempered.artifacts import write_bytes, write_table
+from tempered.artifacts import ArtifactError, write_bytes, write_table
 
 # Snakemake's benchmark columns: s (wall seconds), cpu_time (user + system seconds), max_rss (MB; "-" when the
 # job ended before the first sample).
@@ -23,7 +23,7 @@ def read_records(root: Path) -> pd.DataFrame:
         record = pd.read_csv(path, sep="\t", na_values=["-", "NA"])
         missing = {_WALL, _CPU, _RSS} - set(record.columns)
         if missing or record.empty:
-            raise ValueError(f"{path}: not a Snakemake benchmark record (missing columns {sorted(missing)} "
+            raise ArtifactError(f"{path}: not a Snakemake benchmark record (missing columns {sorted(missing)} "
                              f"or no rows)")
         relative = path.relative_to(root).with_suffix("")
         rows.append({"rule": relative.parts[0], "job": "/".join(relative.parts[1:]) or relative.parts[0],
@@ -101,8 +101,8 @@ def write_cost_report(records_root: Path, label: str, out_dir: Path) -> Path:
     """Read the label's records, write <out_dir>/<label>.md, .csv and .png; return the markdown path."""
     records_dir = records_root / label
     if not records_dir.is_dir():
-        raise FileNotFoundError(f"{records_dir}: no cost records for the {label!r} run (Snakemake writes one per "
-                                "job it runs; DVC keeps none)")
+        raise ArtifactError(f"{records_dir}: no cost records for the {label!r} run (Snakemake writes one per job "
+                            "it runs; a tree built by DVC or pulled from a remote has none)")
     table = per_rule(read_records(records_dir))
     markdown = out_dir / f"{label}.md"
     write_bytes(markdown, render_markdown(table, label, records_dir).encode())

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tempered import paths
+from tempered.artifacts import ArtifactError
 from tempered.config import load_config
 from tempered.costs import per_rule, read_records, write_cost_report
 from tempered.dvc_export import snakemake_jobs
@@ -86,14 +87,14 @@ def test_the_report_is_written_for_one_label_only(tiny_run, tmp_path):
     text = markdown.read_text()
     assert "| slow | 2 |" in text and "| **all** | 3 |" in text
     assert (tmp_path / "out" / "smoke.png").stat().st_size > 0
-    with pytest.raises(FileNotFoundError, match="default"):
+    with pytest.raises(ArtifactError, match="no cost records for the 'default' run"):
         write_cost_report(root, "default", tmp_path / "out")
 
 
 def test_a_file_that_is_not_a_record_is_named(tmp_path):
     (tmp_path / "train_model").mkdir()
     (tmp_path / "train_model" / "cnn.tsv").write_text("wall\n3\n")
-    with pytest.raises(ValueError, match=r"cnn\.tsv: not a Snakemake benchmark record"):
+    with pytest.raises(ArtifactError, match=r"cnn\.tsv: not a Snakemake benchmark record"):
         read_records(tmp_path)
 
 

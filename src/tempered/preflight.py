@@ -16,11 +16,14 @@ from typing import Any
 
 from tempered import paths
 from tempered.config import (
+    MEMBERSHIP_NAME,
+    MNIST_TRAIN_SIZE,
     all_model_names,
     load_config,
     membership_shadows,
     membership_targets,
     model_config,
+    preset_names,
 )
 
 # Papernot CNN, batch 128, fp32, 2 CPU threads: 2,300-2,600 samples/s measured here by bench/train_throughput.py
@@ -28,7 +31,6 @@ from tempered.config import (
 CPU_CNN_SAMPLES_PER_S = 2300.0
 CNN_ARCHITECTURES = frozenset({"papernot_cnn", "confidence_cnn"})
 TRAINING_RULES = ("train_model", "train_student")
-MNIST_TRAIN_SIZE = 60_000
 # Cost tables of whole runs on this project's 2-core machine (tempered costs --out docs/costs), one per preset.
 REFERENCE_COSTS = Path("docs/costs")
 # A long run on a CPU waits this long before starting, when someone is at the terminal to read the summary.
@@ -100,7 +102,7 @@ def reference_seconds(table_csv: Path) -> dict[str, float]:
 def training_set_size(config: Mapping[str, Any], model: str) -> int:
     settings = model_config(config, model)
     if settings["train_set"] in ("target", "shadow_in"):
-        size = int(re.match(r"mi(\d+)_", model)[1])
+        size = int(MEMBERSHIP_NAME.match(model)["size"])
     elif settings["train_set"] in ("p1", "p2"):
         size = MNIST_TRAIN_SIZE // 2
     elif settings["train_set"] == "train":
@@ -121,8 +123,9 @@ def cnn_sample_epochs(config: Mapping[str, Any], model: str) -> float:
 
 
 def trained_models(config: Mapping[str, Any]) -> list[str]:
-    models = all_model_names(config) + membership_targets(config) + membership_shadows(config)
-    return [m for m in models if model_config(config, m).get("enabled", True)]
+    """What the DAG trains (workflow/rules/common.smk TRAINED): the enabled models, teachers and students, and
+    every membership target and shadow, including those that copy a disabled model (cnn_pgd)."""
+    return all_model_names(config) + membership_targets(config) + membership_shadows(config)
 
 
 def training_bound(config: Mapping[str, Any], training_jobs: int) -> Estimate:
@@ -143,11 +146,9 @@ def estimate(jobs: Mapping[str, int], recorded: Mapping[str, float], config: Map
     if jobs and not unrecorded:
         seconds = sum(count * recorded[rule] for rule, count in jobs.items())
         return Estimate(seconds, f"from {source}", lower_bound=False)
-    bound = training_bound(config, sum(jobs.get(rule, 0) for rule in TRAINING_RULES))
+    bound = training_bound(config, sum(jobs.get(rule, 0) for rule in TRAINING_RULES if rule in unrecorded))
     if recorded:
         recorded_part = sum(count * recorded[rule] for rule, count in jobs.items() if rule in recorded)
-        unrecorded_training = sum(jobs.get(rule, 0) for rule in TRAINING_RULES if rule in unrecorded)
-        bound = training_bound(config, unrecorded_training)
         return Estimate(recorded_part + bound.seconds,
                         f"rules in {source}, and for the rest, {bound.how}", lower_bound=True)
     return bound
@@ -161,10 +162,6 @@ def _hours(seconds: float) -> str:
     if seconds < 48 * 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
-
-
-def preset_names(presets_dir: Path = Path("workflow/presets")) -> list[str]:
-    return sorted(p.stem for p in presets_dir.glob("*.yaml"))
 
 
 def summary(config_files: Sequence[str], jobs: Mapping[str, int], found: Estimate, on_gpu: bool) -> str:

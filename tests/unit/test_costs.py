@@ -23,6 +23,7 @@ from tempered.preflight import (
     parse_job_table,
     planned_jobs,
     summary,
+    trained_models,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,6 +131,9 @@ def test_cnn_work_counts_epochs_samples_and_pgd_steps():
     epochs = config["membership"]["epochs"] or pgd["epochs"]
     expected = epochs * size * (1 + pgd["pgd_training"]["steps"])
     assert cnn_sample_epochs(config, f"mi{size}_cnn_pgd") == expected
+    # The DAG trains the membership copy of cnn_pgd though models.cnn_pgd is disabled: the bound counts it.
+    assert not config["models"]["cnn_pgd"].get("enabled", True) and "cnn_pgd" in config["membership"]["models"]
+    assert f"mi{size}_cnn_pgd" in trained_models(config) and "cnn_pgd" not in trained_models(config)
 
 
 def test_an_estimate_from_full_records_is_their_sum_and_otherwise_a_bound():

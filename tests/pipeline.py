@@ -15,8 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
+from tempered.dvc_export import committed_stages
 from tempered.reproduction_report import TIMESTAMP_PREFIX
 
 SMOKE = "workflow/presets/smoke.yaml"
@@ -128,7 +127,7 @@ def clone(origin: Path, destination: Path) -> Path:
 
 
 def tracked_outputs(repo: Path) -> list[str]:
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    stages = committed_stages(repo)
     # Plain paths only: resolve_config's uncached params file ({path: {cache: false}}) is git's, not a result.
     return sorted(p for s in stages.values() for key in ("outs", "metrics", "plots") for p in s.get(key, [])
                   if isinstance(p, str))

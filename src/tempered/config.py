@@ -248,6 +248,38 @@ def membership_shadows(config: Mapping[str, Any], size: int | None = None) -> li
     return [f"mi{s}_shadow{k}" for s in sizes for k in range(config["membership"]["n_shadows"])]
 
 
+def trained_model_names(config: Mapping[str, Any]) -> list[str]:
+    """Every model the DAG has a checkpoint of: the enabled models, teachers and students, and every membership
+    target and shadow (including those that copy a disabled model, as mi<size>_cnn_pgd copies cnn_pgd)."""
+    return all_model_names(config) + membership_targets(config) + membership_shadows(config)
+
+
+def training_data(config: Mapping[str, Any], model: str) -> tuple[str, ...]:
+    """The index set a model trains on: the split's (its settings name which part), or a membership target's
+    roles of its size, or a shadow's own roles."""
+    match = MEMBERSHIP_NAME.match(model)
+    if match is None or model in config["models"]:
+        return ("split",)
+    shadow = SHADOW_NAME.match(match["inner"])
+    return ("shadow", match["size"], shadow["k"]) if shadow else ("target", match["size"])
+
+
+def training_twins(config: Mapping[str, Any]) -> dict[str, str]:
+    """Models whose training would repeat another's exactly: the same settings on the same data (the seed is
+    the job's, equal for both), e.g. the teacher at T=1, which is the base CNN trained at T=1, and each size's
+    mi<size>_teacher_T1 and mi<size>_cnn. Each maps to the first of its kind in trained_model_names, which is
+    trained once; the twin's checkpoint is a copy of it (rule reuse_training)."""
+    first: dict[str, str] = {}
+    twins: dict[str, str] = {}
+    for model in trained_model_names(config):
+        recipe = json.dumps([model_config(config, model), training_data(config, model)], sort_keys=True)
+        if recipe in first:
+            twins[model] = first[recipe]
+        else:
+            first[recipe] = model
+    return twins
+
+
 def _membership_model_config(config: Mapping[str, Any], model: str) -> dict[str, Any]:
     match = MEMBERSHIP_NAME.match(model)
     cfg = config["membership"]
@@ -301,12 +333,9 @@ def model_config_key(config: Mapping[str, Any], model: str) -> str:
 
 
 def derived_setting_keys(config: Mapping[str, Any], model: str) -> list[str]:
-    """Config keys beyond model_config_key that a derived model's settings depend on."""
-    if model in config["models"]:
-        return []
+    """Config keys beyond model_config_key that a derived model's settings depend on: membership.epochs for a
+    membership model. Which entry the settings are copied from (distillation.base_model, membership.shadow_model)
+    is not one: the slice holds the entry's values, so switching to an entry with other values reruns the job, and
+    switching to one with equal values computes the same model."""
     match = MEMBERSHIP_NAME.match(model)
-    if not match:
-        return ["distillation.base_model"]
-    shadow = SHADOW_NAME.match(match["inner"])
-    own = ["membership.epochs", "membership.shadow_model"] if shadow else ["membership.epochs"]
-    return own + derived_setting_keys(config, config["membership"]["shadow_model"] if shadow else match["inner"])
+    return ["membership.epochs"] if match and model not in config["models"] else []

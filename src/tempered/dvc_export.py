@@ -1,8 +1,10 @@
 """Generate dvc.yaml from the Snakemake DAG, so both engines run the same jobs with the same commands.
 
-One DVC stage per Snakemake job: the job's exact shell command, its inputs plus the package source as deps,
-the config keys its step reads (step_params) as params, outputs under results/metrics/ as metrics, PNG
-figures as plots, every other output as a cached out.
+One DVC stage per Snakemake job: the job's exact shell command, its inputs (the source files its step runs
+among them, rules/common.smk `code`) as deps, the config keys its step reads (step_params) as params, outputs
+under results/metrics/ as metrics, PNG figures as plots, every other output as a cached out. The jobs of one rule
+are written as one `foreach` stage (tempered.dvc_foreach) over items kept in JOBS_FILE, so dvc.yaml reads as the
+rules do; DVC names each job's stage <rule>@<wildcards>.
 
 The params name keys of PARAMS_FILE, the merged config (config.yaml overlaid by the presets), not of the config
 files themselves: DVC can only list a key its file holds, and a preset holds only what it overrides, so a key a
@@ -25,13 +27,24 @@ from typing import Any
 
 import yaml
 
-from tempered.config import PRESETS_DIR, REPO_ROOT, ConfigError, load_config
+from tempered import code_deps
+from tempered.config import (
+    MEMBERSHIP_NAME,
+    PRESETS_DIR,
+    REPO_ROOT,
+    ConfigError,
+    load_config,
+    model_config_key,
+)
+from tempered.dvc_foreach import Definition, JobStage, expand_stage, fold
 from tempered.step_params import step_config_keys
 
 MAIN_CONFIG = "config.yaml"
 PARAMS_FILE = "dvc.params.yaml"
+JOBS_FILE = "dvc.jobs.yaml"
+JOBS_VAR = "jobs"  # JOBS_FILE's one top-level key: dvc.yaml's foreach stages read ${jobs.<stage>}
 RESOLVE_STAGE = "resolve_config"
-CODE_DEPS = ["src/tempered"]
+ONE_LINE = 1 << 30  # yaml's line width: never fold a command or a list
 # DVC runs each command with the `python` first on PATH; one without the package fails every stage with only
 # "No module named tempered". resolve_config, the first stage DVC evaluates, checks this first and says why.
 REQUIRE_PACKAGE = "workflow/scripts/require_tempered.sh"
@@ -41,6 +54,10 @@ STALE_DIFF_LINES = 20
 HEADER = (
     "# Generated from the Snakemake DAG by `python -m tempered export-dvc {args}`; do not edit by hand.\n"
     "# `make dvc.yaml PRESET=<name>` regenerates it for a preset; tests fail when it is stale.\n"
+)
+JOBS_HEADER = (
+    "# The jobs of each foreach stage of dvc.yaml (wildcards, and the inputs they do not determine), written by\n"
+    "# `python -m tempered export-dvc {args}` from the Snakemake DAG; do not edit by hand.\n"
 )
 PARAMS_HEADER = (
     "# The merged config that dvc.yaml's params name, written by `python -m tempered export-dvc {args}` (and by\n"
@@ -55,6 +72,7 @@ class SnakemakeJob:
     inputs: list[str]
     outputs: list[str]
     cmd: str
+    named_inputs: dict[str, str | list[str]]
 
 
 def snakemake_jobs(presets: Sequence[str], workdir: Path | None = None) -> list[SnakemakeJob]:
@@ -85,15 +103,18 @@ def snakemake_jobs(presets: Sequence[str], workdir: Path | None = None) -> list[
         jobs = [
             SnakemakeJob(job.rule.name, {k: str(v) for k, v in job.wildcards.items()},
                          sorted(map(str, job.input)), [str(o) for o in job.output],
-                         " ".join(job.shellcmd.split()))
+                         " ".join(job.shellcmd.split()),
+                         {name: str(value) if isinstance(value, str) else list(map(str, value))
+                          for name, value in job.input.items()})
             for job in workflow.dag.jobs if job.shellcmd
         ]
     return sorted(jobs, key=lambda j: (j.rule, sorted(j.wildcards.items())))
 
 
-def stage_name(job: SnakemakeJob) -> str:
+def job_key(job: SnakemakeJob) -> str:
+    """The job's name among its rule's jobs: its wildcards (a number after its wildcard's name), or the rule."""
     parts = [f"{k}{v}" if v.isdigit() else v for k, v in job.wildcards.items()]
-    return "-".join([job.rule, *parts])
+    return "-".join(parts) or job.rule
 
 
 def _step_keys(cmd: str, config: dict) -> list[str]:
@@ -113,12 +134,12 @@ def resolve_stage(config_files: Sequence[str], args: str) -> dict[str, Any]:
     clone's `dvc status` can read every stage's params before anything is pulled). DVC evaluates it first (it
     leads dvc.yaml and depends on no stage), so its REQUIRE_PACKAGE names a `python` without the package."""
     return {"cmd": [REQUIRE_PACKAGE, f"python -m tempered export-dvc {args} --out {PARAMS_FILE}"],
-            "deps": [*config_files, *CODE_DEPS, REQUIRE_PACKAGE],
+            "deps": [*config_files, *code_deps.step_files("export-dvc"), REQUIRE_PACKAGE],
             "outs": [{PARAMS_FILE: {"cache": False}}]}
 
 
 def dvc_stage(job: SnakemakeJob, config: dict) -> dict[str, Any]:
-    stage: dict[str, Any] = {"cmd": job.cmd, "deps": [*job.inputs, *CODE_DEPS]}
+    stage: dict[str, Any] = {"cmd": job.cmd, "deps": list(job.inputs)}
     keys = _step_keys(job.cmd, config)
     if keys:
         stage["params"] = [{PARAMS_FILE: keys}]
@@ -143,15 +164,81 @@ def _check_order(config_files: Sequence[str]) -> None:
         raise ConfigError(f"export-dvc needs {MAIN_CONFIG} first, then presets; got {list(config_files)}")
 
 
-def render_dvc_yaml(config_files: Sequence[str]) -> str:
+def stage_definitions(config_files: Sequence[str]) -> list[Definition]:
+    """Every rule's jobs folded into foreach definitions (checked job by job), in rule order."""
     _check_order(config_files)
-    presets = list(config_files[1:])
     config = load_config(config_files)
-    jobs = snakemake_jobs(presets)
+    by_rule: dict[str, list[JobStage]] = {}
+    for job in snakemake_jobs(list(config_files[1:])):
+        by_rule.setdefault(job.rule, []).append(
+            JobStage(job_key(job), job.wildcards, job.named_inputs, dvc_stage(job, config),
+                     _settings(config, job.wildcards), *_labels(config, job.wildcards)))
+    return [definition for rule, jobs in by_rule.items() for definition in fold(rule, jobs)]
+
+
+def _settings(config: Mapping[str, Any], wildcards: Mapping[str, str]) -> dict[str, str]:
+    """A model's family: the config entry (models.<family>) its settings come from (a student's is the base's)."""
+    if "model" not in wildcards:
+        return {}
+    return {"family": model_config_key(config, wildcards["model"]).removeprefix("models.")}
+
+
+def _labels(config: Mapping[str, Any], wildcards: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The part of the DAG a job belongs to (dvc_foreach.JobStage): a membership model's jobs read
+    membership.epochs besides the model's keys, and those that depend on their size's shadows hold mi<size>."""
+    membership = MEMBERSHIP_NAME.match(wildcards.get("model", ""))
+    if membership is None or wildcards["model"] in config["models"]:
+        return (), ()
+    return ("membership",), (f"mi{membership['size']}",)
+
+
+def _stage_entry(definition: Definition) -> dict[str, Any]:
+    if list(definition.items) == [definition.name] and not definition.items[definition.name]:
+        return definition.body  # a rule with one job and no wildcards: a plain stage
+    return {"foreach": "${" + f"{JOBS_VAR}.{definition.name}" + "}", "do": definition.body}
+
+
+def render_dvc_files(config_files: Sequence[str]) -> tuple[str, str]:
+    """dvc.yaml's text and JOBS_FILE's."""
+    definitions = stage_definitions(config_files)
     args = _config_args(config_files)
-    stages = {RESOLVE_STAGE: resolve_stage(config_files, args),
-              **{stage_name(job): dvc_stage(job, config) for job in jobs}}
-    return HEADER.format(args=args) + yaml.safe_dump({"stages": stages}, sort_keys=False, width=1000)
+    stages = {RESOLVE_STAGE: resolve_stage(config_files, args), **{d.name: _stage_entry(d) for d in definitions}}
+    # Lists of plain entries on one line each (default_flow_style=None): a stage reads as a few lines.
+    dvc_yaml = HEADER.format(args=args) + yaml.safe_dump({"vars": [JOBS_FILE], "stages": stages},
+                                                         sort_keys=False, width=ONE_LINE, default_flow_style=None)
+    jobs = {d.name: d.items for d in definitions if _stage_entry(d) is not d.body}
+    jobs_yaml = JOBS_HEADER.format(args=args) + yaml.safe_dump({JOBS_VAR: jobs}, sort_keys=False, width=ONE_LINE,
+                                                               default_flow_style=None)
+    return dvc_yaml, jobs_yaml
+
+
+def render_dvc_yaml(config_files: Sequence[str]) -> str:
+    return render_dvc_files(config_files)[0]
+
+
+def expand_stages(dvc_yaml: Mapping[str, Any], jobs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """dvc.yaml's stages as DVC resolves them, given the parsed dvc.yaml and JOBS_FILE: a foreach stage becomes
+    one stage per item, named <stage>@<key> (what `dvc stage list` shows)."""
+    stages: dict[str, dict[str, Any]] = {}
+    for name, entry in dvc_yaml["stages"].items():
+        if "foreach" not in entry:
+            stages[name] = entry
+            continue
+        for key, item in jobs[JOBS_VAR][name].items():
+            stages[f"{name}@{key}"] = expand_stage(entry["do"], item)
+    return stages
+
+
+def resolved_stages(config_files: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The stages DVC runs for these config files (expand_stages of what export-dvc writes)."""
+    dvc_yaml, jobs = render_dvc_files(config_files)
+    return expand_stages(yaml.safe_load(dvc_yaml), yaml.safe_load(jobs))
+
+
+def committed_stages(root: Path) -> dict[str, dict[str, Any]]:
+    """The stages of the dvc.yaml (and JOBS_FILE) in the directory `root`."""
+    return expand_stages(yaml.safe_load((root / "dvc.yaml").read_text()),
+                         yaml.safe_load((root / JOBS_FILE).read_text()))
 
 
 def render_params_file(config_files: Sequence[str]) -> str:
@@ -182,14 +269,20 @@ def _exported_for(text: str) -> str | None:
     return match[1] if match else None
 
 
-def _entries(text: str, params: bool) -> dict[str, Any] | None:
-    """dvc.yaml's stages by name, or the params file's keys by dotted name; None if the text is not one."""
+def _entries(text: str, kind: str) -> dict[str, Any] | None:
+    """dvc.yaml's stages by name, JOBS_FILE's jobs as <stage>@<key>, or the params file's keys by dotted name;
+    None if the text is not one."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
         return None
-    if params:
+    if kind == "keys":
         return _leaves(data) if isinstance(data, Mapping) else None
+    if kind == "jobs":
+        jobs = data.get(JOBS_VAR) if isinstance(data, Mapping) else None
+        if not isinstance(jobs, Mapping) or not all(isinstance(items, Mapping) for items in jobs.values()):
+            return None
+        return {f"{stage}@{key}": item for stage, items in jobs.items() for key, item in items.items()}
     stages = data.get("stages") if isinstance(data, Mapping) else None
     return dict(stages) if isinstance(stages, Mapping) else None
 
@@ -205,10 +298,10 @@ def stale_summary(path: Path, current: str | None, expected: str) -> str:
     was, now = _exported_for(current), _exported_for(expected)
     if was and now and was != now:
         lines[0] += f": it was exported for `{was}`, not `{now}`"
-    params = path.name == PARAMS_FILE
-    old, new = _entries(current, params), _entries(expected, params)
+    kind = {PARAMS_FILE: "keys", JOBS_FILE: "jobs"}.get(path.name, "stages")
+    old, new = _entries(current, kind), _entries(expected, kind)
     if old is not None and new is not None:
-        noun = "keys" if params else "stages"
+        noun = kind
         kinds = [("adds", [k for k in new if k not in old]), ("removes", [k for k in old if k not in new]),
                  ("changes", [k for k in new if k in old and new[k] != old[k]])]
         counts = [f"{verb} {len(keys):,} ({_names(keys)})" for verb, keys in kinds if keys]
@@ -254,8 +347,9 @@ def export_dvc_yaml(config_files: Sequence[str], out: Path, check: bool = False)
     if out.name == PARAMS_FILE:
         _write_or_check(config_files, out, {out: render_params_file(config_files)}, check)
         return
-    text = render_dvc_yaml(config_files)
-    texts = {out.with_name(PARAMS_FILE): render_params_file(config_files), out: text}
+    dvc_yaml, jobs_yaml = render_dvc_files(config_files)
+    texts = {out.with_name(PARAMS_FILE): render_params_file(config_files), out.with_name(JOBS_FILE): jobs_yaml,
+             out: dvc_yaml}
     _write_or_check(config_files, out, texts, check)
 
 

@@ -17,6 +17,7 @@ STEP_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "fetch": ("data.{dataset}",),
     "split": ("split",),
     "train": ("{model_key}", "evaluation.limit_eval"),
+    "reuse-training": ("{model_key}", "evaluation.limit_eval"),  # what its twin's training read
     "soft-labels": ("{model_key}.train_set", "{model_key}.limit_train", "evaluation.batch_size"),
     "evaluate": ("{model_key}.train_set", "evaluation"),
     "attack": ("attacks.samples", "attacks.seed", "attacks.batch_size", "attacks.{attack}"),

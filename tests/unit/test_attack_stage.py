@@ -7,11 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from tempered.artifacts import read_arrays, write_arrays, write_checkpoint
+from tempered.artifacts import read_arrays
 from tempered.attacks.common import AttackResult
 from tempered.config import ConfigError, attacked_models
 from tempered.distillation_report import markdown, paper_value, summary_table, tidy_results
-from tempered.models import build_model
 from tempered.steps.attacks import (
     attack_sample_indices,
     attack_step,
@@ -22,6 +21,7 @@ from tempered.steps.attacks import (
     input_gradient_magnitudes,
 )
 from tests.conftest import REPO_ROOT
+from tests.unit.tiny_inputs import write_tiny_cnn_and_digits
 
 
 def test_every_sample_gets_each_other_class_once():
@@ -109,14 +109,7 @@ def test_summary_averages_distortion_over_successes_only():
 def test_attack_step_end_to_end_on_a_tiny_checkpoint(tmp_path, repo_config):
     overlay = tmp_path / "tiny.yaml"
     overlay.write_text("attacks: {samples: 3, batch_size: 10}\n")
-    model = build_model(repo_config["models"]["cnn"])
-    write_checkpoint(tmp_path / "model.pt", model.state_dict(),
-                     {"model_config": repo_config["models"]["cnn"], "provenance": {"seed": 0}})
-    rng = np.random.default_rng(0)
-    write_arrays(tmp_path / "mnist.npz", {
-        "x_train": rng.integers(0, 256, (5, 28, 28), dtype=np.uint8), "y_train": np.arange(5, dtype=np.uint8),
-        "x_test": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), "y_test": np.arange(20, dtype=np.uint8) % 10,
-    })
+    write_tiny_cnn_and_digits(tmp_path, repo_config["models"]["cnn"])
     configs = [str(REPO_ROOT / "config.yaml"), str(overlay)]
     attack_step(configs, "fgsm", "cnn", 0, tmp_path / "model.pt", tmp_path / "mnist.npz", tmp_path / "adv.npz",
                 tmp_path / "metrics.json")

@@ -126,10 +126,10 @@ def test_membership_models_copy_their_model_on_their_own_training_set(repo_confi
     assert student["teacher"] == f"mi1000_teacher_T{t}" and student["train_set"] == "target"
     assert model_config(cfg, "mi5000_shadow1")["train_set"] == "shadow_in"
     assert model_config_key(cfg, "mi5000_shadow1") == f"models.{cfg['membership']['shadow_model']}"
-    # A shadow's settings follow membership.shadow_model and epochs: both are params of its training job.
-    shadow_keys = set(step_config_keys("train", cfg, model="mi1000_shadow0"))
-    assert {"membership.epochs", "membership.shadow_model"} <= shadow_keys
-    assert "membership.shadow_model" not in step_config_keys("train", cfg, model="mi1000_cnn")
+    # A shadow's settings are membership.shadow_model's entry, with membership.epochs: both in its training params.
+    shadow_keys = step_config_keys("train", cfg, model="mi1000_shadow0")
+    assert shadow_keys == [f"models.{cfg['membership']['shadow_model']}", "evaluation.limit_eval", "membership.epochs"]
+    assert "membership.epochs" not in step_config_keys("train", cfg, model="cnn")
     for unknown, why in (("mi2000_cnn", "train_sizes"), ("mi1000_shadow2", "n_shadows"), ("mi1000_nope", "membership")):
         with pytest.raises(ConfigError, match=why):
             model_config(cfg, unknown)

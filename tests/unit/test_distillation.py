@@ -79,7 +79,7 @@ def test_empty_grid_and_non_positive_temperature_are_refused(repo_config):
 
 def test_distilled_models_are_rerun_by_the_base_settings_not_by_the_grid(repo_config):
     keys = step_config_keys("train", repo_config, model="student_T20")
-    assert keys == ["models.cnn", "evaluation.limit_eval", "distillation.base_model"]
+    assert keys == [f"models.{repo_config['distillation']['base_model']}", "evaluation.limit_eval"]
     assert "distillation.temperatures" not in str(config_slice(repo_config, "train", model="teacher_T5"))
 
 

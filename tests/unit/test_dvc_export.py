@@ -9,16 +9,20 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tempered.code_deps import step_files
 from tempered.config import REPO_ROOT, ConfigError
 from tempered.dvc_export import (
+    JOBS_FILE,
     PARAMS_FILE,
     REQUIRE_PACKAGE,
     RESOLVE_STAGE,
+    committed_stages,
     fix_command,
+    render_dvc_files,
     render_dvc_yaml,
     render_params_file,
+    resolved_stages,
     snakemake_jobs,
-    stage_name,
     stale_summary,
 )
 from tempered.step_params import has_key
@@ -38,35 +42,56 @@ def smoke_stages():
     import os
 
     os.chdir(REPO_ROOT)
-    return yaml.safe_load(render_dvc_yaml(["config.yaml", SMOKE]))["stages"]
+    return resolved_stages(["config.yaml", SMOKE])
 
 
 def test_committed_dvc_yaml_is_not_stale():
-    # Not `assert a == b`: pytest would print the difference of two 29,000-line files.
-    for name, text in (("dvc.yaml", render_dvc_yaml(["config.yaml"])),
-                       (PARAMS_FILE, render_params_file(["config.yaml"]))):
+    # Not `assert a == b`: pytest would print the difference of two long files.
+    dvc_yaml, jobs = render_dvc_files(["config.yaml"])
+    for name, text in (("dvc.yaml", dvc_yaml), (JOBS_FILE, jobs), (PARAMS_FILE, render_params_file(["config.yaml"]))):
         current = (REPO_ROOT / name).read_text()
         if current != text:
             pytest.fail(f"{stale_summary(Path(name), current, text)}\nregenerate: make dvc.yaml", pytrace=False)
 
 
+def _tracked(stage):
+    return sorted(stage.get("outs", []) + stage.get("metrics", []) + stage.get("plots", []))
+
+
 def test_one_stage_per_snakemake_job_with_the_same_command_and_files(smoke_stages):
     jobs = snakemake_jobs([SMOKE])
     # Plus resolve_config, DVC's own stage that rewrites the merged params file (no Snakemake job).
-    assert sorted(stage_name(j) for j in jobs) == sorted(set(smoke_stages) - {RESOLVE_STAGE})
+    assert len(smoke_stages) == len(jobs) + 1
+    by_outputs = {tuple(_tracked(stage)): (name, stage) for name, stage in smoke_stages.items()
+                  if name != RESOLVE_STAGE}
     assert {j.rule for j in jobs} >= {"fetch_mnist", "fetch_fashion_mnist", "split", "train_model",
                                       "evaluate_model", "summarize_seeds", "plot_training_curve"}
     for job in jobs:
-        stage = smoke_stages[stage_name(job)]
+        name, stage = by_outputs[tuple(sorted(job.outputs))]
+        assert name.partition("@")[0].startswith(job.rule)
         assert stage["cmd"] == job.cmd
-        tracked = stage.get("outs", []) + stage.get("metrics", []) + stage.get("plots", [])
-        assert sorted(tracked) == sorted(job.outputs)
-        assert set(job.inputs) <= set(stage["deps"]) and "src/tempered" in stage["deps"]
+        assert sorted(stage["deps"]) == sorted(job.inputs)
+
+
+def test_each_stage_depends_on_the_code_its_step_runs_not_on_the_whole_package(smoke_stages):
+    train, report = smoke_stages["train_model@cnn-seed0"], smoke_stages["ood_report"]
+    assert set(step_files("train")) <= set(train["deps"]) and "src/tempered" not in train["deps"]
+    assert "src/tempered/convex_training.py" in train["deps"] and "src/tempered/figures_ood.py" not in train["deps"]
+    assert "src/tempered/figures_ood.py" in report["deps"] and "src/tempered/convex_training.py" not in report["deps"]
+
+
+def test_dvc_yaml_has_one_foreach_stage_per_rule_and_kind_of_model():
+    dvc_yaml = yaml.safe_load(render_dvc_yaml(["config.yaml", SMOKE]))
+    train = dvc_yaml["stages"]["train_model"]
+    assert train["foreach"] == "${jobs.train_model}" and "${item.model}" in train["do"]["cmd"]
+    assert train["do"]["params"] == [{PARAMS_FILE: ["models.${item.family}", "evaluation.limit_eval"]}]
+    # Membership models also read membership.epochs: the same rule, a second definition.
+    assert "membership.epochs" in dvc_yaml["stages"]["train_model_membership"]["do"]["params"][0][PARAMS_FILE]
 
 
 def test_metrics_and_figures_are_declared_as_such(smoke_stages):
-    assert smoke_stages["evaluate_model-cnn-seed0"]["metrics"] == ["results/metrics/eval/cnn/seed0.json"]
-    assert smoke_stages["plot_training_curve-cnn"]["plots"] == ["results/figures/training_curve/cnn.png"]
+    assert smoke_stages["evaluate_model@cnn-seed0"]["metrics"] == ["results/metrics/eval/cnn/seed0.json"]
+    assert smoke_stages["plot_training_curve@cnn"]["plots"] == ["results/figures/training_curve/cnn.png"]
 
 
 def test_params_name_keys_present_in_their_files(smoke_stages):
@@ -75,21 +100,22 @@ def test_params_name_keys_present_in_their_files(smoke_stages):
         for entry in stage.get("params", []):
             for path, keys in entry.items():
                 assert path == PARAMS_FILE and all(has_key(merged, k) for k in keys), (name, path, keys)
-    train = smoke_stages["train_model-cnn-seed0"]["params"]
+    train = smoke_stages["train_model@cnn-seed0"]["params"]
     assert train == [{PARAMS_FILE: ["models.cnn", "evaluation.limit_eval"]}]
 
 
 def test_seed_and_temperature_wildcards_follow_config():
-    paper = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
-    assert {s for s in paper if s.startswith("train_model-cnn-")} == {f"train_model-cnn-seed{s}" for s in (0, 1, 2)}
+    paper = committed_stages(REPO_ROOT)
+    assert {s for s in paper if s.startswith("train_model@cnn-")} == {f"train_model@cnn-seed{s}" for s in (0, 1, 2)}
     grid = (1, 2, 5, 10, 20, 30, 40, 50, 100)
-    assert {s for s in paper if s.startswith("train_student-student")} == {
-        f"train_student-student_T{t}-seed{s}" for t in grid for s in (0, 1, 2)}
+    assert {s for s in paper if s.startswith("train_student@student")} == {
+        f"train_student@student_T{t}-seed{s}" for t in grid for s in (0, 1, 2)}
     # The membership targets distil too, one student per size, T and seed, on their own roles.
-    assert {s for s in paper if s.startswith("train_student-mi1000_")} == {
-        f"train_student-mi1000_student_T{t}-seed{s}" for t in grid for s in (0, 1, 2)}
-    assert "results/membership/roles/size1000/target.npz" in paper["train_student-mi1000_student_T20-seed1"]["deps"]
-    student = paper["train_student-student_T20-seed1"]
+    mi1000 = "train_student_membership@mi1000_"
+    assert {s for s in paper if s.startswith(mi1000)} == {
+        f"{mi1000}student_T{t}-seed{s}" for t in grid for s in (0, 1, 2)}
+    assert "results/membership/roles/size1000/target.npz" in paper[f"{mi1000}student_T20-seed1"]["deps"]
+    student = paper["train_student@student_T20-seed1"]
     assert "results/distillation/teacher_T20/seed1/soft_labels.npz" in student["deps"]
 
 
@@ -103,14 +129,15 @@ def test_presets_must_follow_config_yaml():
 
 def test_a_check_against_another_config_names_the_stale_files_and_the_fix_in_a_few_lines(tmp_path):
     """The issue's case the other way round (cheaper to render): the paper-scale dvc.yaml checked for smoke."""
-    for name in ("Snakefile", "config.yaml", "dvc.yaml", PARAMS_FILE):
+    for name in ("Snakefile", "config.yaml", "dvc.yaml", JOBS_FILE, PARAMS_FILE):
         shutil.copy2(REPO_ROOT / name, tmp_path / name)
-    shutil.copytree(REPO_ROOT / "workflow", tmp_path / "workflow")
+    for folder in ("workflow", "src"):  # the rules' inputs include the source their steps run
+        shutil.copytree(REPO_ROOT / folder, tmp_path / folder)
     proc = subprocess.run([sys.executable, "-m", "tempered", "export-dvc", "--config", "config.yaml", "--config",
                            SMOKE, "--check"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2, proc.stderr[-3000:]
     ours = [line for line in proc.stderr.splitlines() if "snakemake.logging" not in line]
-    assert len(ours) <= 6, "\n".join(ours[:40])
+    assert len(ours) <= 8, "\n".join(ours[:40])
     message = "\n".join(ours)
     assert f"dvc.yaml is stale: it was exported for `--config config.yaml`, not `--config config.yaml --config " \
            f"{SMOKE}`" in message
@@ -150,7 +177,7 @@ def test_the_fix_command_is_make_where_make_would_do_it(tmp_path):
 
 def test_dvcs_first_stage_says_how_to_get_a_python_with_the_package(tmp_path):
     """`.venv/bin/dvc repro` without the venv on PATH: DVC runs the `python` first on PATH."""
-    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    stages = committed_stages(REPO_ROOT)
     assert stages[RESOLVE_STAGE]["cmd"][0] == REQUIRE_PACKAGE
     assert next(iter(stages)) == RESOLVE_STAGE  # DVC evaluates the stages that need no other in file order
     stub = tmp_path / "bin"

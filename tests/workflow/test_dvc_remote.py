@@ -27,7 +27,7 @@ def publish(built: Path, place: Path) -> Path:
     # The pusher's own tree stays current for both engines.
     assert "Nothing to be done" in run(["snakemake", "-n", "--configfile", SMOKE], place)
     assert "Data and pipelines are up to date" in run(["dvc", "status"], place)
-    run(["git", "add", "dvc.yaml", "dvc.params.yaml", "dvc.lock"], place)
+    run(["git", "add", "dvc.yaml", "dvc.jobs.yaml", "dvc.params.yaml", "dvc.lock"], place)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke artifacts"], place)
     return place
 
@@ -69,5 +69,5 @@ def test_pull_refuses_artifacts_that_do_not_match_the_commit(dvc_run, tmp_path):
     proc = subprocess.run(["bash", SHARE, "pull", "--configfile", SMOKE], cwd=fresh, env=clone_env(fresh),
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
-    assert "do not match" in proc.stderr and "attack_model-cw_l2-cnn-seed0" in proc.stderr, proc.stderr
+    assert "do not match" in proc.stderr and "attack_model@cw_l2-cnn-seed0" in proc.stderr, proc.stderr
     assert not list((fresh / ".snakemake").glob("metadata/*"))

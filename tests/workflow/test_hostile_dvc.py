@@ -17,19 +17,20 @@ import yaml
 
 from tempered.config import REPO_ROOT, ConfigError
 from tempered.dvc_export import (
+    JOBS_FILE,
     PARAMS_FILE,
     RESOLVE_STAGE,
     export_dvc_yaml,
     outputs_not_matching_lock,
-    render_dvc_yaml,
     render_params_file,
+    resolved_stages,
 )
 from tempered.step_params import has_key
 from tests.pipeline import SMOKE, clone, clone_env, run
 
 SHARE = "workflow/scripts/share.sh"
 CORRUPTED = "results/models/cnn/seed0/model.pt"
-FGSM_STAGES = {"attack_model-fgsm-cnn-seed0", "attack_model-fgsm-student_T100-seed0"}
+FGSM_STAGES = {"attack_model@fgsm-cnn-seed0", "attack_model@fgsm-student_T100-seed0"}
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def in_repo(monkeypatch):
 def test_every_stage_names_its_keys_in_the_merged_config(in_repo, tmp_path):
     """A preset that gains attacks.fgsm.eps (absent from it at export) changes the value every FGSM stage
     names, and only theirs among the attack stages."""
-    stages = yaml.safe_load(render_dvc_yaml(["config.yaml", SMOKE]))["stages"]
+    stages = resolved_stages(["config.yaml", SMOKE])
     assert stages[RESOLVE_STAGE]["deps"][:2] == ["config.yaml", SMOKE]
     assert stages[RESOLVE_STAGE]["outs"] == [{PARAMS_FILE: {"cache": False}}]
     merged = yaml.safe_load(render_params_file(["config.yaml", SMOKE]))
@@ -60,7 +61,7 @@ def test_every_stage_names_its_keys_in_the_merged_config(in_repo, tmp_path):
              if _lookup(changed, key) != _lookup(merged, key)}
     assert moved == {"attacks.fgsm", "attacks"}, moved
     readers = {name for name, s in stages.items() if moved & set(s.get("params", [{}])[0].get(PARAMS_FILE, []))}
-    assert {r for r in readers if r.startswith("attack_model-")} == FGSM_STAGES
+    assert {r for r in readers if r.startswith("attack_model@")} == FGSM_STAGES
 
 
 def _lookup(config: dict, dotted: str):
@@ -113,7 +114,7 @@ def _publish(built: Path, place: Path) -> Path:
     shutil.copytree(built, place, symlinks=True)
     run([sys.executable, "-m", "tempered", "export-dvc", "--config", "config.yaml", "--config", SMOKE], place)
     run(["bash", SHARE, "push", "--configfile", SMOKE], place)
-    run(["git", "add", "dvc.yaml", "dvc.lock", PARAMS_FILE], place)
+    run(["git", "add", "dvc.yaml", "dvc.lock", JOBS_FILE, PARAMS_FILE], place)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke artifacts"], place)
     return place
 

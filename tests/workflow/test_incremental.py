@@ -67,7 +67,7 @@ def test_a_new_temperature_adds_only_its_own_jobs(snakemake_run, dvc_run, tmp_pa
     assert planned - own == GATHERING, sorted(planned - own)
 
     stages = dvc_plan(edited_copy(dvc_run, tmp_path / "dvc", grow))
-    dvc_own = {s for s in stages if re.search(r"-(mi\d+_)?(teacher|student)_T2(-|$)", s)}
+    dvc_own = {s for s in stages if re.search(r"@(mi\d+_)?(teacher|student)_T2(-|$)", s)}
     # Every Snakemake job is one DVC stage, so the counts must match.
     assert len(dvc_own) == len(own), (sorted(dvc_own), sorted(own))
     assert stages - dvc_own == GATHERING, sorted(stages - dvc_own)
@@ -85,7 +85,7 @@ def test_one_attack_setting_reruns_only_that_attack(snakemake_run, dvc_run, tmp_
     # too); distillation_report, whose inputs these two rewrite, follows in `dvc repro` once they have run
     # (DVC cannot know before that their outputs will differ).
     stages = dvc_plan(edited_copy(dvc_run, tmp_path / "dvc", changed))
-    assert stages == {"attack_model-cw_l2-cnn-seed0", "attack_model-cw_l2-student_T100-seed0", "report"}
+    assert stages == {"attack_model@cw_l2-cnn-seed0", "attack_model@cw_l2-student_T100-seed0", "report"}
 
 
 def test_a_new_membership_size_adds_only_its_own_jobs(snakemake_run, dvc_run, tmp_path):
@@ -101,6 +101,27 @@ def test_a_new_membership_size_adds_only_its_own_jobs(snakemake_run, dvc_run, tm
     assert planned - own == {"membership_report", "report"}, sorted(planned - own)
 
     stages = dvc_plan(edited_copy(dvc_run, tmp_path / "dvc", grow))
-    dvc_own = {s for s in stages if re.search(r"-(size300|mi300_)", s)}
+    dvc_own = {s for s in stages if re.search(r"@(size300|mi300_)", s)}
     assert len(dvc_own) == len(own), (sorted(dvc_own), sorted(own))
     assert stages - dvc_own == {"membership_report", "report"}, sorted(stages - dvc_own)
+
+
+def test_a_change_to_one_figure_module_reruns_only_the_jobs_that_draw_with_it(snakemake_run, dvc_run, tmp_path):
+    """Each job depends on the source its step runs (tempered.code_deps), not on the whole package: a new colour in
+    figures_ood.py redraws the OOD figures (their scoring jobs draw the per-model ones) and touches no training."""
+    def edited(built: Path, place: Path) -> Path:
+        shutil.copytree(built, place, symlinks=True)
+        module = place / "src" / "tempered" / "figures_ood.py"
+        module.write_text(module.read_text() + "\n# a new colour\n")
+        return place
+
+    planned = snakemake_plan(edited(snakemake_run, tmp_path / "sm"))
+    drawing = {j for j in planned if j.startswith("detect_ood[")}
+    assert len(drawing) == 3, sorted(planned)  # smoke scores cnn, confidence and student_T100
+    # The reproduction report reads the OOD table, so it follows.
+    assert planned - drawing == {"ood_report", "report"}, sorted(planned)
+
+    # DVC lists the stages whose own deps changed; the report follows in `dvc repro` once they have run.
+    stages = dvc_plan(edited(dvc_run, tmp_path / "dvc"))
+    wildcards = [dict(re.findall(r"(\w+)=([^,\]]+)", job)) for job in drawing]
+    assert stages == {f"detect_ood@{w['model']}-seed{w['seed']}" for w in wildcards} | {"ood_report"}, sorted(stages)

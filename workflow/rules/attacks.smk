@@ -7,6 +7,7 @@ ATTACKED = attacked_models(config)
 
 rule attack_model:
     input:
+        code=code("attack"),
         checkpoint=paths.CHECKPOINT,
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
     output:
@@ -37,6 +38,7 @@ rule attack_model:
 
 rule measure_gradients:
     input:
+        code=code("gradients"),
         checkpoint=paths.CHECKPOINT,
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
     output:
@@ -64,6 +66,7 @@ rule measure_gradients:
 
 rule distillation_report:
     input:
+        code=code("distillation-report"),
         eval_metrics=expand(paths.EVAL_METRICS, model=[*ATTACKED, *TEACHERS], seed=SEEDS),
         attack_metrics=expand(paths.ATTACK_METRICS, attack=ATTACKS, model=ATTACKED, seed=SEEDS),
         gradients=expand(paths.GRADIENTS, model=ATTACKED, seed=SEEDS),

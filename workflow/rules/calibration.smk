@@ -4,6 +4,7 @@
 
 rule calibrate_model:
     input:
+        code=code("calibrate"),
         logits=paths.LOGITS,
     output:
         metrics=paths.CALIBRATION_METRICS,
@@ -37,6 +38,7 @@ rule calibrate_model:
 
 rule calibration_report:
     input:
+        code=code("calibration-report"),
         metrics=expand(paths.CALIBRATION_METRICS, model=MODELS, seed=SEEDS),
     output:
         table=paths.CALIBRATION_TABLE,

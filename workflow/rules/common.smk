@@ -7,7 +7,7 @@ import shlex
 from snakemake.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import ExecMode
 
-from tempered import paths
+from tempered import code_deps, paths
 from tempered.config import (
     MEMBERSHIP_NAME,
     SHADOW_NAME,
@@ -17,6 +17,8 @@ from tempered.config import (
     membership_shadows,
     membership_targets,
     refuse_overrides,
+    trained_model_names,
+    training_twins,
     validate_config,
 )
 from tempered.data.sources import check_local_dir
@@ -73,6 +75,15 @@ def cost_record(rule, key=""):
     the estimate `make reproduce` prints first (`tempered preflight`). Not a result: a missing record reruns
     nothing, and DVC, which keeps no such record, builds the same results."""
     return paths.cost_record(COST_LABEL, rule, key)
+
+
+def code(step):
+    """The source files `python -m tempered <step>` runs (tempered.code_deps): a rule's input, so a job reruns when
+    its own code changes (a figure module reruns the jobs that draw with it, not the training), and dvc.yaml's
+    stages, exported from these jobs, depend on the same files."""
+    return code_deps.step_files(step)
+
+
 MODELS = all_model_names(config)
 TEACHERS = distilled_names(config, "teacher")
 STUDENTS = distilled_names(config, "student")
@@ -80,7 +91,9 @@ STUDENTS = distilled_names(config, "student")
 # the rules of train.smk, on their roles instead of the split.
 MI_TARGETS = membership_targets(config)
 MI_SHADOWS = membership_shadows(config)
-TRAINED = MODELS + MI_TARGETS + MI_SHADOWS
+TRAINED = trained_model_names(config)
+# Models whose training would repeat another's (the teacher at T=1 is the base CNN): copied, not retrained.
+TWINS = training_twins(config)
 ALL_TEACHERS = TEACHERS + [m for m in MI_TARGETS if "_teacher_T" in m]
 ALL_STUDENTS = STUDENTS + [m for m in MI_TARGETS if "_student_T" in m]
 SEEDS = [str(s) for s in config["seeds"]]

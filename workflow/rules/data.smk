@@ -2,6 +2,8 @@
 
 
 rule fetch_mnist:
+    input:
+        code=code("fetch"),
     output:
         arrays=paths.DATASET_ARRAYS.format(dataset="mnist"),
         manifest=paths.DATASET_MANIFEST.format(dataset="mnist"),
@@ -21,6 +23,8 @@ rule fetch_mnist:
 
 
 rule fetch_fashion_mnist:
+    input:
+        code=code("fetch"),
     output:
         arrays=paths.DATASET_ARRAYS.format(dataset="fashion_mnist"),
         manifest=paths.DATASET_MANIFEST.format(dataset="fashion_mnist"),
@@ -40,6 +44,8 @@ rule fetch_fashion_mnist:
 
 
 rule split:
+    input:
+        code=code("split"),
     output:
         indexes=paths.SPLIT_INDEXES,
         manifest=paths.SPLIT_MANIFEST,

@@ -3,6 +3,7 @@
 
 rule evaluate_model:
     input:
+        code=code("evaluate"),
         checkpoint=paths.CHECKPOINT,
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
         split=paths.SPLIT_INDEXES,
@@ -30,6 +31,7 @@ rule evaluate_model:
 
 rule summarize_seeds:
     input:
+        code=code("summarize"),
         metrics=expand(paths.EVAL_METRICS, seed=SEEDS, allow_missing=True),
     output:
         summary=paths.SEED_SUMMARY,

@@ -3,6 +3,7 @@
 
 rule plot_training_curve:
     input:
+        code=code("plot-training"),
         histories=expand(paths.HISTORY, seed=SEEDS, allow_missing=True),
     output:
         figure=report(

@@ -4,6 +4,7 @@
 
 rule membership_target_roles:
     input:
+        code=code("membership-roles"),
         split=paths.SPLIT_INDEXES,
     output:
         roles=paths.TARGET_ROLES,
@@ -24,6 +25,7 @@ rule membership_target_roles:
 
 rule membership_shadow_roles:
     input:
+        code=code("membership-roles"),
         split=paths.SPLIT_INDEXES,
     output:
         roles=paths.SHADOW_ROLES,
@@ -44,6 +46,7 @@ rule membership_shadow_roles:
 
 rule membership_shadow:
     input:
+        code=code("membership-shadow"),
         checkpoint=paths.CHECKPOINT,
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
         roles=training_sets,
@@ -74,6 +77,7 @@ rule membership_shadow:
 
 rule membership_attack:
     input:
+        code=code("membership-attack"),
         checkpoint=paths.CHECKPOINT,
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
         roles=training_sets,
@@ -114,6 +118,7 @@ rule membership_attack:
 
 rule membership_report:
     input:
+        code=code("membership-report"),
         metrics=expand(paths.MEMBERSHIP_METRICS, model=MI_TARGETS, seed=SEEDS),
     output:
         table=paths.MEMBERSHIP_TABLE,

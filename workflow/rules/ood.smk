@@ -6,6 +6,8 @@ OOD_MODELS = ood_model_names(config)
 
 
 rule fetch_ood_sets:
+    input:
+        code=code("fetch-ood-sets"),
     output:
         arrays=paths.OOD_DOWNLOADED_ARRAYS,
         manifest=paths.OOD_DOWNLOADED_MANIFEST,
@@ -26,6 +28,7 @@ rule fetch_ood_sets:
 
 rule detect_ood:
     input:
+        code=code("ood"),
         checkpoint=paths.CHECKPOINT,
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
         split=paths.SPLIT_INDEXES,
@@ -78,6 +81,7 @@ rule detect_ood:
 
 rule ood_report:
     input:
+        code=code("ood-report"),
         metrics=expand(paths.OOD_METRICS, model=OOD_MODELS, seed=SEEDS),
         manifest=paths.OOD_DOWNLOADED_MANIFEST,
     output:

@@ -5,6 +5,7 @@ from tempered.report_inputs import report_inputs
 
 rule report:
     input:
+        code=code("report"),
         claims=paths.CLAIMS,
         metrics=report_inputs(config, load_claims(paths.CLAIMS)),
         tables=[paths.SZEGEDY_MARKDOWN, paths.DISTILLATION_MARKDOWN, paths.CALIBRATION_MARKDOWN, paths.OOD_MARKDOWN,

@@ -10,6 +10,7 @@ SZEGEDY_MODELS = list(dict.fromkeys(m for group in SZEGEDY_GROUPS.values() for m
 
 rule training_set_error:
     input:
+        code=code("training-set-error"),
         checkpoint=paths.CHECKPOINT,
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
         split=paths.SPLIT_INDEXES,
@@ -38,6 +39,7 @@ rule training_set_error:
 
 rule lbfgs_attack:
     input:
+        code=code("lbfgs-attack"),
         checkpoint=paths.CHECKPOINT,
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
         split=paths.SPLIT_INDEXES,
@@ -68,6 +70,7 @@ rule lbfgs_attack:
 
 rule szegedy_transfer:
     input:
+        code=code("szegedy-transfer"),
         checkpoints=expand(paths.CHECKPOINT, model=SZEGEDY_ATTACKED, allow_missing=True),
         adversarial=expand(paths.LBFGS_ADVERSARIAL, model=SZEGEDY_ATTACKED, allow_missing=True),
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
@@ -96,6 +99,7 @@ rule szegedy_transfer:
 
 rule plot_lbfgs_examples:
     input:
+        code=code("szegedy-examples"),
         adversarial=paths.LBFGS_ADVERSARIAL,
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
     output:
@@ -126,6 +130,7 @@ rule plot_lbfgs_examples:
 
 rule szegedy_report:
     input:
+        code=code("szegedy-report"),
         eval_metrics=expand(paths.EVAL_METRICS, model=SZEGEDY_MODELS, seed=SEEDS),
         training_set_error=expand(paths.TRAINING_SET_ERROR, model=SZEGEDY_MODELS, seed=SEEDS),
         attack_metrics=expand(paths.LBFGS_METRICS, model=SZEGEDY_ATTACKED, seed=SEEDS),

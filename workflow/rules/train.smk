@@ -1,17 +1,19 @@
 # Training: one job per (model, seed); models and seeds come from config. Distillation students train on
 # their teacher's soft labels (rule soft_labels), every other model on the labels. Membership targets and shadows
-# (mi<size>_...) train here too, on their roles (training_sets) instead of the split.
+# (mi<size>_...) train here too, on their roles (training_sets) instead of the split. A model whose training would
+# repeat another's exactly (TWINS: the teacher at T=1 is the base CNN) reuses that training (rule reuse_training).
 
 
 rule train_model:
     input:
+        code=code("train"),
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
         split=training_sets,
     output:
         checkpoint=paths.CHECKPOINT,
         history=paths.HISTORY,
     wildcard_constraints:
-        model="|".join(m for m in TRAINED if m not in ALL_STUDENTS),
+        model="|".join(m for m in TRAINED if m not in ALL_STUDENTS and m not in TWINS),
     params:
         config=CONFIG_ARGS,
         settings=lambda wc: config_slice(config, "train", model=wc.model),
@@ -32,8 +34,35 @@ rule train_model:
         "--history {output.history} --log {log}"
 
 
+rule reuse_training:
+    input:
+        code=code("reuse-training"),
+        checkpoint=lambda wc: paths.CHECKPOINT.format(model=TWINS[wc.model], seed=wc.seed),
+        history=lambda wc: paths.HISTORY.format(model=TWINS[wc.model], seed=wc.seed),
+    output:
+        checkpoint=paths.CHECKPOINT,
+        history=paths.HISTORY,
+    wildcard_constraints:
+        model="|".join(TWINS) or "(?!)",  # no twins: a pattern that matches nothing
+    params:
+        config=CONFIG_ARGS,
+        settings=lambda wc: config_slice(config, "reuse-training", model=wc.model),
+    benchmark:
+        cost_record("reuse_training", "{model}/seed{seed}")
+    log:
+        paths.log("reuse_training", "{model}/seed{seed}"),
+    localrule: True
+    conda:
+        "../envs/tempered.yaml"
+    shell:
+        "python -m tempered reuse-training {params.config} --model {wildcards.model} "
+        "--twin-checkpoint {input.checkpoint} --twin-history {input.history} --checkpoint {output.checkpoint} "
+        "--history {output.history} --log {log}"
+
+
 rule soft_labels:
     input:
+        code=code("soft-labels"),
         checkpoint=paths.CHECKPOINT,
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
         split=training_sets,
@@ -61,6 +90,7 @@ rule soft_labels:
 
 rule train_student:
     input:
+        code=code("train"),
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
         split=training_sets,
         soft_labels=lambda wc: paths.SOFT_LABELS.format(model=wc.model.replace("student_", "teacher_"), seed=wc.seed),

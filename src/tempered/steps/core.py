@@ -23,12 +23,13 @@ from tempered.artifacts import (
     read_json,
     sha256_file,
     write_arrays,
+    write_bytes,
     write_checkpoint,
     write_json,
     write_metrics,
     write_table,
 )
-from tempered.config import ConfigError, load_config, model_config
+from tempered.config import ConfigError, load_config, model_config, training_twins
 from tempered.data.arrays import read_images, subset
 from tempered.data.sources import fetch_dataset
 from tempered.data.split import HELD_OUT, describe_split, make_split, monitor_set
@@ -155,6 +156,25 @@ def train_step(config_files: Sequence[str], model_name: str, seed: int, images_p
     frame = pd.DataFrame(history)
     frame.insert(0, "seed", seed)
     write_table(history_path, frame)
+
+
+def reuse_training_step(config_files: Sequence[str], model_name: str, twin_checkpoint: Path, twin_history: Path,
+                        checkpoint: Path, history_path: Path) -> None:
+    """A model whose training would repeat another's exactly (config.training_twins: the teacher at T=1 is the
+    base CNN) gets that model's weights and history instead of a second training: the same tensors, its own name
+    in the metadata, and `trained_as` naming the model that was trained."""
+    config = load_config(config_files)
+    twin = training_twins(config).get(model_name)
+    if twin is None:
+        raise ConfigError(f"model {model_name!r} trains differently from every other model (settings or data): "
+                          "train it, there is no training to reuse")
+    state_dict, meta = read_checkpoint(twin_checkpoint)
+    if meta.get("model") != twin:
+        raise ArtifactError(f"checkpoint {twin_checkpoint} is of {meta.get('model')!r}; {model_name!r} reuses the "
+                            f"training of {twin!r}")
+    log.info("%s trains exactly as %s (same settings, data and seed): reusing its weights", model_name, twin)
+    write_checkpoint(checkpoint, state_dict, {**meta, "model": model_name, "trained_as": twin})
+    write_bytes(history_path, twin_history.read_bytes())
 
 
 def _read_soft_labels(path: Path, mcfg: dict, labels) -> torch.Tensor:
@@ -303,6 +323,14 @@ def register(add_step) -> None:
     for name in ("images", "split", "checkpoint", "history"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--soft-labels", help="a distillation student's targets: its teacher's soft labels (.npz)")
+
+    p = add_step("reuse-training", lambda a: reuse_training_step(a.config, a.model, Path(a.twin_checkpoint),
+                                                                 Path(a.twin_history), Path(a.checkpoint),
+                                                                 Path(a.history)),
+                 "give a model whose training would repeat another's (the teacher at T=1) that model's weights")
+    p.add_argument("--model", required=True)
+    for name in ("twin-checkpoint", "twin-history", "checkpoint", "history"):
+        p.add_argument(f"--{name}", required=True)
 
     p = add_step("soft-labels", lambda a: soft_labels_step(a.config, a.model, Path(a.checkpoint), Path(a.images),
                                                            Path(a.split), Path(a.out)),

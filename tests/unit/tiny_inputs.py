@@ -1,0 +1,20 @@
+"""Inputs small enough for a real step to run in seconds: an untrained CNN checkpoint and random digits."""
+
+from pathlib import Path
+
+import numpy as np
+
+from tempered.artifacts import write_arrays, write_checkpoint
+from tempered.models import build_model
+
+
+def write_tiny_cnn_and_digits(place: Path, cnn_config: dict) -> tuple[Path, Path]:
+    """model.pt (the configured CNN, untrained) and mnist.npz (5 training and 20 test images, uint8) in `place`."""
+    model = build_model(cnn_config)
+    write_checkpoint(place / "model.pt", model.state_dict(), {"model_config": cnn_config, "provenance": {"seed": 0}})
+    rng = np.random.default_rng(0)
+    write_arrays(place / "mnist.npz", {
+        "x_train": rng.integers(0, 256, (5, 28, 28), dtype=np.uint8), "y_train": np.arange(5, dtype=np.uint8),
+        "x_test": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), "y_test": np.arange(20, dtype=np.uint8) % 10,
+    })
+    return place / "model.pt", place / "mnist.npz"

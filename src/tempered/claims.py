@@ -2,13 +2,12 @@
 
 A claim names a metrics file by its pattern in `tempered.paths` (e.g. EVAL_METRICS), the model and attack that
 fill the pattern, and a '/'-separated key inside the JSON. Per-seed files are read for every configured seed:
-the value is their mean, with a 95% t-interval across seeds when there are two or more, else the bootstrap
-interval the file stores beside the key (`<key>_low`, `<key>_high`) where there is one.
+the value is their mean, with a 95% t-interval across seeds (tempered.stats) when there are two or more, else
+the bootstrap interval the file stores beside the key (`<key>_low`, `<key>_high`) where there is one.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 from tempered import paths
 from tempered.artifacts import ArtifactError, read_json
 from tempered.config import ConfigError, all_model_names, read_yaml
+from tempered.stats import mean_interval
 
 REPRODUCED = "reproduced"
 DIRECTION_ONLY = "direction only"
@@ -48,24 +48,6 @@ RULE_KINDS = ("abs", "rel", "at_least", "at_most", "direction", "decreasing", "i
 REQUIRED_FIELDS = ("id", "paper", "where", "quantity", "published", "rule")
 # Floating-point slack so that a value exactly on a tolerance boundary counts as inside it.
 EPS = 1e-9
-# Two-sided 95% Student t quantiles t(0.975, df), df 1-30 (standard tables); beyond 30, t_975() expands around
-# the normal quantile (Cornish-Fisher, Abramowitz & Stegun 26.7.5), within 1e-4 of the exact value there.
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-         11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
-         20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048,
-         29: 2.045, 30: 2.042}
-_Z_975 = 1.959963984540054
-
-
-def t_975(df: int) -> float:
-    """The 0.975 quantile of Student's t with df degrees of freedom: the half-width factor of a 95% interval."""
-    if df < 1:
-        raise ValueError(f"a t-interval needs at least 2 values (df >= 1), got df={df}")
-    if df in T_975:
-        return T_975[df]
-    z = _Z_975
-    return (z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
-            + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * df ** 3))
 
 
 @dataclass(frozen=True)
@@ -288,15 +270,13 @@ def measure(metric: Metric, seeds: Sequence[int], root: Path) -> Measurement:
         siblings = _lookup(record, parent, str(path)) if parent else record
         lows.append(siblings.get(f"{leaf}_low"))
         highs.append(siblings.get(f"{leaf}_high"))
-    n = len(values)
-    mean = sum(values) / n
-    if n >= 2:
-        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-        half = t_975(n - 1) * sd / math.sqrt(n)
-        return Measurement(mean, mean - half, mean + half, n)
+    across = mean_interval(values)
+    if across.n >= 2:
+        return Measurement(across.mean, across.low, across.high, across.n)
     low, high = lows[0], highs[0]
     valid = metric.key.rpartition("/")[2] not in MAXIMUM_STATISTICS
-    return Measurement(mean, None if low is None else float(low), None if high is None else float(high), n, valid)
+    return Measurement(across.mean, None if low is None else float(low), None if high is None else float(high), 1,
+                       valid)
 
 
 def _within(rule: Mapping[str, Any], ours: Measurement, published: float) -> bool:

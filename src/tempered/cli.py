@@ -137,6 +137,7 @@ _SIZE_KEY = re.compile(r"^(batch_size|samples|gradient_samples|example_images|n_
 def size_keys(args: argparse.Namespace) -> list[str]:
     """The config keys this step reads that set how much it holds in memory (batch sizes, sample counts)."""
     from tempered.config import load_config
+    from tempered.nested import leaves
     from tempered.step_params import lookup, step_config_keys
 
     try:
@@ -145,13 +146,8 @@ def size_keys(args: argparse.Namespace) -> list[str]:
         keys = step_config_keys(args.step, config, **wildcards)
     except (KeyError, ValueError):  # a step that reads no config, or a model the config does not know
         return []
-
-    def leaves(key: str, value) -> list[str]:
-        if isinstance(value, dict):
-            return [leaf for name, item in value.items() for leaf in leaves(f"{key}.{name}", item)]
-        return [key] if _SIZE_KEY.match(key.rsplit(".", 1)[-1]) else []
-
-    return sorted({leaf for key in keys for leaf in leaves(key, lookup(config, key))})
+    return sorted({leaf for key in keys for leaf in leaves(lookup(config, key), key)
+                   if _SIZE_KEY.match(leaf.rsplit(".", 1)[-1])})
 
 
 def out_of_memory_message(args: argparse.Namespace, err: BaseException) -> str:

@@ -19,6 +19,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from tempered.nested import leaves
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 PRESETS_DIR = REPO_ROOT / "workflow" / "presets"
@@ -103,16 +105,8 @@ def non_finite_numbers(value: Any, key: str = "") -> dict[str, float]:
     "rows.0.x"). Config files: YAML's .nan and .inf load as floats, and JSON Schema's `number` admits them (an inf
     temperature trains a constant model, a NaN lr passes `exclusiveMinimum`). Metrics records (artifacts) may
     hold numpy floats, which are numbers.Real too."""
-    if isinstance(value, Mapping):
-        found: dict[str, float] = {}
-        for name, item in value.items():
-            found.update(non_finite_numbers(item, f"{key}.{name}" if key else str(name)))
-        return found
-    if isinstance(value, list | tuple):
-        return non_finite_numbers({str(index): item for index, item in enumerate(value)}, key)
-    if isinstance(value, numbers.Real) and not math.isfinite(value):
-        return {key: float(value)}
-    return {}
+    return {name: float(leaf) for name, leaf in leaves(value, key, into_lists=True).items()
+            if isinstance(leaf, numbers.Real) and not math.isfinite(leaf)}
 
 
 def _refuse_non_finite(config: Mapping[str, Any], source: str) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from tempered.artifacts import ArtifactError, write_bytes, write_table
+from tempered.durations import duration
+from tempered.tables import markdown_table
 
 # Snakemake's benchmark columns: s (wall seconds), cpu_time (user + system seconds), max_rss (MB; "-" when the
 # job ended before the first sample).
@@ -45,14 +47,6 @@ def per_rule(records: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["wall_total_s", "rule"], ascending=[False, True], ignore_index=True)[TABLE_COLUMNS]
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.2f} h"
-
-
 def render_markdown(table: pd.DataFrame, label: str, records_dir: Path) -> str:
     """The cost table of one run (a preset's records), with its total; wall times add up as if the jobs ran
     one after another (what `--cores` equal to compute.threads does)."""
@@ -63,18 +57,19 @@ def render_markdown(table: pd.DataFrame, label: str, records_dir: Path) -> str:
         "jobs (one job at a time); runs with more cores or on a cluster overlap jobs and take less. Peak memory",
         "is the largest resident set of one job.",
         "",
-        "| rule | jobs | wall time, total | longest job | CPU time | peak memory |",
-        "|---|---:|---:|---:|---:|---:|",
     ]
-    for row in table.itertuples():
-        rss = "-" if pd.isna(row.peak_rss_mb) else f"{row.peak_rss_mb:,.0f} MB"
-        lines.append(f"| {row.rule} | {row.jobs} | {_duration(row.wall_total_s)} | {_duration(row.wall_max_s)} | "
-                     f"{_duration(row.cpu_total_s)} | {rss} |")
-    total_rss = table["peak_rss_mb"].max()
-    lines.append(f"| **all** | {table['jobs'].sum()} | {_duration(table['wall_total_s'].sum())} | "
-                 f"{_duration(table['wall_max_s'].max())} | {_duration(table['cpu_total_s'].sum())} | "
-                 f"{'-' if pd.isna(total_rss) else f'{total_rss:,.0f} MB'} |")
+    rows = [[row.rule, row.jobs, duration(row.wall_total_s), duration(row.wall_max_s), duration(row.cpu_total_s),
+             _megabytes(row.peak_rss_mb)] for row in table.itertuples()]
+    rows.append(["**all**", table["jobs"].sum(), duration(table["wall_total_s"].sum()),
+                 duration(table["wall_max_s"].max()), duration(table["cpu_total_s"].sum()),
+                 _megabytes(table["peak_rss_mb"].max())])
+    lines += markdown_table(["rule", "jobs", "wall time, total", "longest job", "CPU time", "peak memory"], rows,
+                            align="-rrrrr")
     return "\n".join(lines) + "\n"
+
+
+def _megabytes(rss: float) -> str:
+    return "-" if pd.isna(rss) else f"{rss:,.0f} MB"
 
 
 def plot(table: pd.DataFrame, label: str, path: Path) -> None:

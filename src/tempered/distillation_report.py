@@ -20,6 +20,7 @@ from tempered.artifacts import write_bytes, write_metrics, write_table  # noqa: 
 from tempered.config import DISTILLED_NAME, model_config  # noqa: E402
 from tempered.figures import apply_style, legend_beside, log_temperature_axis, save_figure  # noqa: E402
 from tempered.summary import across_seeds  # noqa: E402
+from tempered.tables import markdown_table  # noqa: E402
 
 ATTACK_LABELS = {"jsma": "JSMA (softmax, T=1)", "jsma_known_t": "JSMA (softmax at the training T)",
                  "fgsm": "FGSM", "pgd": "PGD", "cw_l2": "C&W L2 (logits)"}
@@ -118,14 +119,14 @@ def markdown(table: pd.DataFrame, attacks: Sequence[str]) -> str:
     for attack in attacks:
         header += [f"{attack} success", f"{attack} distortion"]
     header += ["JSMA robustness (features changed)", "median log10 mean-abs input gradient"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for _, r in deployed.iterrows():
         cells = [r["model"], "-" if np.isnan(r["T"]) else f"{r['T']:g}", cell(r["model"], "test_accuracy", 4)]
         for attack in attacks:
             cells += [cell(r["model"], f"{attack}.success_rate"), cell(r["model"], f"{attack}.distortion_mean")]
         cells += [cell(r["model"], "jsma.robustness_features_fraction"),
                   cell(r["model"], "gradient_log10_mean_abs_median", 2)]
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
     notes = [
         "",
         "Success: fraction of all attempts (targeted attacks: every drawn test sample x its 9 other classes);",
@@ -135,8 +136,8 @@ def markdown(table: pd.DataFrame, attacks: Sequence[str]) -> str:
         "Brackets: 95% t-interval across training seeds (absent with one seed). Paper values from",
         "Papernot et al. 2016 (S&P) and Carlini & Wagner 2016/2017, cited with each number in workflow/claims.yaml.",
     ]
-    return "\n".join(["# Defensive distillation across the temperature grid", "", *lines, *notes,
-                      *claims(table, attacks)]) + "\n"
+    return "\n".join(["# Defensive distillation across the temperature grid", "", *markdown_table(header, rows),
+                      *notes, *claims(table, attacks)]) + "\n"
 
 
 def _mean(table: pd.DataFrame, model: str, quantity: str) -> float:

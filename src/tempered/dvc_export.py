@@ -37,6 +37,7 @@ from tempered.config import (
     model_config_key,
 )
 from tempered.dvc_foreach import Definition, JobStage, expand_stage, fold
+from tempered.nested import leaves
 from tempered.step_params import step_config_keys
 
 MAIN_CONFIG = "config.yaml"
@@ -248,16 +249,6 @@ def render_params_file(config_files: Sequence[str]) -> str:
     return PARAMS_HEADER.format(args=args) + yaml.safe_dump(load_config(config_files), sort_keys=True, width=1000)
 
 
-def _leaves(value: Any, key: str = "") -> dict[str, Any]:
-    """Nested mappings as {dotted key: value} down to the leaves (lists and empty mappings are leaves)."""
-    if not isinstance(value, Mapping) or (key and not value):
-        return {key: value}
-    found: dict[str, Any] = {}
-    for name, item in value.items():
-        found.update(_leaves(item, f"{key}.{name}" if key else str(name)))
-    return found
-
-
 def _names(names: list[str]) -> str:
     shown = ", ".join(names[:STALE_NAMES_SHOWN])
     return f"{shown}, ..." if len(names) > STALE_NAMES_SHOWN else shown
@@ -277,7 +268,7 @@ def _entries(text: str, kind: str) -> dict[str, Any] | None:
     except yaml.YAMLError:
         return None
     if kind == "keys":
-        return _leaves(data) if isinstance(data, Mapping) else None
+        return leaves(data) if isinstance(data, Mapping) else None
     if kind == "jobs":
         jobs = data.get(JOBS_VAR) if isinstance(data, Mapping) else None
         if not isinstance(jobs, Mapping) or not all(isinstance(items, Mapping) for items in jobs.values()):

@@ -12,7 +12,8 @@ from typing import Any
 import pandas as pd
 
 from tempered.artifacts import ArtifactError, read_json
-from tempered.claims import T_975
+from tempered.stats import mean_interval
+from tempered.tables import markdown_table
 
 # Attack metrics copied into the table; LiRA has no thresholded 'accuracy' (its scores are not thresholded).
 SCORE_COLUMNS = ("auroc", "advantage", "tpr_at_0.001_fpr", "tpr_at_0.01_fpr", "best_threshold_accuracy")
@@ -52,13 +53,11 @@ def membership_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 def _mean_interval(rows: pd.DataFrame, column: str) -> dict[str, float]:
     """Mean over seeds with a 95% t-interval; for one seed, the bootstrap interval the attack step stored."""
-    values = rows[column].astype(float)
-    mean = float(values.mean())
-    if len(values) == 1:
-        return {column: mean, f"{column}_low": float(rows[f"{column}_low"].iloc[0]),
+    seeds = mean_interval(rows[column].astype(float).tolist())
+    if seeds.n == 1:
+        return {column: seeds.mean, f"{column}_low": float(rows[f"{column}_low"].iloc[0]),
                 f"{column}_high": float(rows[f"{column}_high"].iloc[0])}
-    half = T_975.get(len(values) - 1, 1.96) * float(values.std(ddof=1)) / math.sqrt(len(values))
-    return {column: mean, f"{column}_low": mean - half, f"{column}_high": mean + half}
+    return {column: seeds.mean, f"{column}_low": seeds.low, f"{column}_high": seeds.high}
 
 
 def _song_block(frame: pd.DataFrame, size: int, inner: str, variant: str) -> dict[str, float] | None:
@@ -104,18 +103,19 @@ def markdown(frame: pd.DataFrame) -> str:
              ""]
     targets = (frame.groupby("model", sort=False)[list(TARGET_COLUMNS)].mean()
                .sort_values(["train_size", "robust_training", "training_temperature"]))
-    lines += ["| target | size | T (training) | train acc. | test acc. | gap | fitted T | ECE -> scaled |",
-              "|---|---|---|---|---|---|---|---|"]
+    summary_rows = []
     for model, t in targets.iterrows():
-        scaled = (f"{t.fitted_temperature:.3g} | {t.ece:.4f} -> {t.ece_scaled:.4f}"
-                  if math.isfinite(t.fitted_temperature) else f"not fitted: no finite optimum | {t.ece:.4f} -> -")
-        lines.append(f"| {model} | {int(t.train_size)} | {t.training_temperature:g} | {t.train_accuracy:.4f} | "
-                     f"{t.test_accuracy:.4f} | {t.generalization_gap:+.4f} | {scaled} |")
+        fitted = math.isfinite(t.fitted_temperature)
+        summary_rows.append([model, int(t.train_size), f"{t.training_temperature:g}", f"{t.train_accuracy:.4f}",
+                             f"{t.test_accuracy:.4f}", f"{t.generalization_gap:+.4f}",
+                             f"{t.fitted_temperature:.3g}" if fitted else "not fitted: no finite optimum",
+                             f"{t.ece:.4f} -> " + (f"{t.ece_scaled:.4f}" if fitted else "-")])
+    lines += markdown_table(["target", "size", "T (training)", "train acc.", "test acc.", "gap", "fitted T",
+                             "ECE -> scaled"], summary_rows)
     for variant in sorted(set(frame.variant), key=VARIANT_ORDER.index):
         rows = frame[frame.variant == variant]
         attacks = list(dict.fromkeys(rows.attack))
-        lines += ["", f"## {variant}", "", "| target | " + " | ".join(attacks) + " |",
-                  "|---|" + "---|" * len(attacks)]
+        variant_rows = []
         for model in targets.index:
             cells = []
             for attack in attacks:
@@ -126,7 +126,8 @@ def markdown(frame: pd.DataFrame) -> str:
                 m = _mean_interval(sel, "auroc")
                 tpr = float(sel["tpr_at_0.01_fpr"].mean())
                 cells.append(f"{m['auroc']:.3f} [{m['auroc_low']:.3f}, {m['auroc_high']:.3f}] / {tpr:.3f}")
-            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+            variant_rows.append([model, *cells])
+        lines += ["", f"## {variant}", "", *markdown_table(["target", *attacks], variant_rows)]
     return "\n".join(lines) + "\n"
 
 

@@ -18,13 +18,13 @@ from tempered import paths
 from tempered.config import (
     MEMBERSHIP_NAME,
     MNIST_TRAIN_SIZE,
-    all_model_names,
     load_config,
-    membership_shadows,
-    membership_targets,
     model_config,
     preset_names,
+    trained_model_names,
+    training_twins,
 )
+from tempered.durations import ESTIMATED, duration
 
 # Papernot CNN, batch 128, fp32, 2 CPU threads: 2,300-2,600 samples/s measured here by bench/train_throughput.py
 # (idle machine). The lower end, so that the bound stays a bound.
@@ -123,9 +123,10 @@ def cnn_sample_epochs(config: Mapping[str, Any], model: str) -> float:
 
 
 def trained_models(config: Mapping[str, Any]) -> list[str]:
-    """What the DAG trains (workflow/rules/common.smk TRAINED): the enabled models, teachers and students, and
-    every membership target and shadow, including those that copy a disabled model (cnn_pgd)."""
-    return all_model_names(config) + membership_targets(config) + membership_shadows(config)
+    """What the DAG trains: every model it has a checkpoint of (config.trained_model_names, membership copies of a
+    disabled cnn_pgd included) but the twins, whose weights are a copy (rule reuse_training)."""
+    twins = training_twins(config)
+    return [model for model in trained_model_names(config) if model not in twins]
 
 
 def training_bound(config: Mapping[str, Any], training_jobs: int) -> Estimate:
@@ -154,16 +155,6 @@ def estimate(jobs: Mapping[str, int], recorded: Mapping[str, float], config: Map
     return bound
 
 
-def _hours(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
 def summary(config_files: Sequence[str], jobs: Mapping[str, int], found: Estimate, on_gpu: bool) -> str:
     presets = [f for f in config_files if Path(f).name != "config.yaml"]
     what = " + ".join(config_files)
@@ -176,7 +167,8 @@ def summary(config_files: Sequence[str], jobs: Mapping[str, int], found: Estimat
     bound = "at least " if found.lower_bound else "about "
     if on_gpu:
         lines.append("  a CUDA device is present: the CPU estimate below does not apply to this run")
-    lines.append(f"  expected on this machine's CPU, one job at a time: {bound}{_hours(found.seconds)} ({found.how})")
+    lines.append(f"  expected on this machine's CPU, one job at a time: {bound}{duration(found.seconds, ESTIMATED)} "
+                 f"({found.how})")
     if not presets:
         lines.append("  this is paper scale (config.yaml alone), meant for a GPU or a cluster; to run less here: "
                      + ", ".join(f"PRESET={name}" for name in preset_names()))

@@ -22,6 +22,7 @@ from tempered.claims import (
     VERDICTS,
     Outcome,
 )
+from tempered.tables import markdown_table
 
 TIMESTAMP_PREFIX = "Generated "
 # Opens the report of a run that judges no claim (report.judge_claims false), above everything else.
@@ -111,13 +112,10 @@ def _where(claim: Mapping[str, Any]) -> str:
 
 def claims_table(outcomes: Sequence[Outcome]) -> str:
     """One row per claim; a claim that missed carries its measured cause (claims.yaml 'cause') in the last column."""
-    lines = ["| claim | where | published | ours [95% interval] | rule | verdict | cause (measured) |",
-             "|---|---|---|---|---|---|---|"]
-    for o in outcomes:
-        verdict = o.verdict + (f": {o.reason}" if o.reason else "")
-        lines.append(f"| {o.claim['quantity']} | {_where(o.claim)} | {_published(o.claim)} | {_ours(o)} | "
-                     f"{_rule(o.claim['rule'])} | {verdict} | {o.cause} |")
-    return "\n".join(lines)
+    rows = [[o.claim["quantity"], _where(o.claim), _published(o.claim), _ours(o), _rule(o.claim["rule"]),
+             o.verdict + (f": {o.reason}" if o.reason else ""), o.cause] for o in outcomes]
+    return "\n".join(markdown_table(["claim", "where", "published", "ours [95% interval]", "rule", "verdict",
+                                     "cause (measured)"], rows))
 
 
 def verdict_counts(outcomes: Sequence[Outcome]) -> dict[str, int]:

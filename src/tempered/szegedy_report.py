@@ -23,6 +23,7 @@ import seaborn as sns  # noqa: E402
 from tempered import reference  # noqa: E402
 from tempered.artifacts import write_bytes, write_metrics, write_table  # noqa: E402
 from tempered.figures import save_figure  # noqa: E402
+from tempered.tables import markdown_table  # noqa: E402
 
 TABLE_NAMES = ("table1", "table2", "table3", "table4", "adversarial_training")
 PERTURBATION_GAIN = 10.0  # the paper's Figure 5 shows the difference magnified 10x
@@ -149,16 +150,11 @@ def _fmt(value: float, paper: float = np.nan, digits: int = 3) -> str:
     return text + ("" if np.isnan(paper) else f" ({paper:.{digits}f})")
 
 
-def _markdown_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(r) + " |" for r in rows)]
-
-
 def markdown_table1(t: pd.DataFrame) -> str:
     rows = [[r.paper_label, r.model, _fmt(r.train_error, r.paper_train_error), _fmt(r.test_error, r.paper_test_error),
              _fmt(r.distortion_mean, r.paper_distortion), _fmt(r.attack_success_rate)] for r in t.itertuples()]
     return "\n".join(["## Table 1: models trained on all 60k", "",
-                      *_markdown_rows(["paper row", "model", "train error", "test error", "av. min. distortion",
+                      *markdown_table(["paper row", "model", "train error", "test error", "av. min. distortion",
                                        "L-BFGS success"], rows)])
 
 
@@ -167,7 +163,7 @@ def markdown_table3(t: pd.DataFrame) -> str:
              _fmt(r.p2_error, r.paper_p2_error), _fmt(r.test_error, r.paper_test_error),
              _fmt(r.distortion_mean, r.paper_distortion), _fmt(r.attack_success_rate)] for r in t.itertuples()]
     return "\n".join(["## Table 3: models trained on one half (P1 or P2)", "",
-                      *_markdown_rows(["paper row", "model", "trained on", "error on P1", "error on P2", "test error",
+                      *markdown_table(["paper row", "model", "trained on", "error on P1", "error on P2", "test error",
                                        "av. min. distortion", "L-BFGS success"], rows)])
 
 
@@ -178,13 +174,13 @@ def markdown_transfer(t: pd.DataFrame, title: str) -> str:
         cells = {r.model_label: _fmt(r.error_rate, r.paper) for r in group.itertuples()}
         rows.append([row_label, *(cells.get(c, "-") for c in columns),
                      _fmt(group["row_distortion"].iloc[0], group["paper_row_distortion"].iloc[0])])
-    return "\n".join([title, "", *_markdown_rows(["examples / noise", *columns, "distortion"], rows)])
+    return "\n".join([title, "", *markdown_table(["examples / noise", *columns, "distortion"], rows)])
 
 
 def markdown_adversarial_training(t: pd.DataFrame) -> str:
     rows = [[r.regulariser, r.model, _fmt(r.test_error, r.paper_test_error, 4)] for r in t.itertuples()]
     return "\n".join(["## Adversarial training (section 4.3): FC100-100-10 test error", "",
-                      *_markdown_rows(["regulariser", "model", "test error"], rows)])
+                      *markdown_table(["regulariser", "model", "test error"], rows)])
 
 
 _DIGITS = {"train": "training digits (of the group's own training set)", "test": "MNIST test digits"}

@@ -15,6 +15,7 @@ from tempered import paths
 from tempered.artifacts import ArtifactError
 from tempered.config import load_config
 from tempered.costs import per_rule, read_records, write_cost_report
+from tempered.durations import ESTIMATED, duration
 from tempered.dvc_export import snakemake_jobs
 from tempered.preflight import (
     CPU_CNN_SAMPLES_PER_S,
@@ -134,6 +135,8 @@ def test_cnn_work_counts_epochs_samples_and_pgd_steps():
     # The DAG trains the membership copy of cnn_pgd though models.cnn_pgd is disabled: the bound counts it.
     assert not config["models"]["cnn_pgd"].get("enabled", True) and "cnn_pgd" in config["membership"]["models"]
     assert f"mi{size}_cnn_pgd" in trained_models(config) and "cnn_pgd" not in trained_models(config)
+    # A twin's weights are a copy (rule reuse_training): not a training to count.
+    assert "cnn" in trained_models(config) and "teacher_T1" not in trained_models(config)
 
 
 def test_an_estimate_from_full_records_is_their_sum_and_otherwise_a_bound():
@@ -158,3 +161,12 @@ def test_the_paper_scale_summary_names_the_presets_that_run_less():
                     estimate({"train_model": 3}, {}, config), on_gpu=True)
     assert "PRESET=" not in quick and "CUDA device is present" in quick
     assert "nothing to run" in summary(["config.yaml"], {}, estimate({}, {}, config), on_gpu=False)
+
+
+def test_durations_read_as_the_cost_table_and_the_estimate_wrote_them():
+    """One formatter, two ladders: the strings costs._duration and preflight._hours gave before they merged."""
+    seconds = (42.25, 119.96, 120, 3599, 3600, 7199, 7200, 9000, 172799, 172800, 1e6)
+    assert [duration(s) for s in seconds] == ["42.2 s", "120.0 s", "2.0 min", "60.0 min", "60.0 min", "120.0 min",
+                                              "2.00 h", "2.50 h", "48.00 h", "48.00 h", "277.78 h"]
+    assert [duration(s, ESTIMATED) for s in seconds] == ["42 s", "120 s", "2 min", "60 min", "1.0 h", "2.0 h",
+                                                         "2.0 h", "2.5 h", "48.0 h", "2.0 days", "11.6 days"]

@@ -37,6 +37,7 @@ from tempered.config import load_config, model_config
 from tempered.data.split import HELD_OUT
 from tempered.ood.protocol import REPORT_SET, distillation_temperature
 from tempered.provenance import provenance
+from tempered.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +157,7 @@ def _markdown(table: pd.DataFrame) -> str:
     shown["distillation_temperature"] = shown["distillation_temperature"].map(lambda v: "" if pd.isna(v) else f"{v:g}")
     shown["accuracy"] = (100 * shown["accuracy"]).map(lambda v: f"{v:.2f}")
     shown = shown.drop(columns=["role", "fitted"])
-    header = "| " + " | ".join(shown.columns) + " |\n|" + "---|" * len(shown.columns) + "\n"
-    body = "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in shown.itertuples(index=False))
+    table_text = "\n".join(markdown_table(list(shown.columns), shown.itertuples(index=False))) + "\n"
     return (
         "# Temperature scaling (Guo et al. 2017)\n\n"
         "Made by rules `calibrate_model` and `calibration_report` (`python -m tempered calibrate` / "
@@ -165,7 +165,7 @@ def _markdown(table: pd.DataFrame) -> str:
         "on the validation set (held out of training), all metrics on the MNIST test set; accuracy is unchanged "
         "by construction (checked). ECE and MCE in %, 15 equal-width confidence bins. "
         "Guo et al. report ECE 3.02 -> 0.93 (CIFAR-10 LeNet-5) and no MNIST numbers.\n\n"
-        + header + body
+        + table_text
         + ("\nModels not fitted (reason in `note`): "
            + ", ".join(sorted(set(table.loc[~table["fitted"], "model"]))) + ".\n"
            if (~table["fitted"]).any() else "")

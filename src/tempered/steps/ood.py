@@ -54,6 +54,7 @@ from tempered.ood.protocol import (
 )
 from tempered.ood.tuning import best_grid_point, confidence_grid, odin_grid
 from tempered.provenance import provenance
+from tempered.tables import markdown_table
 from tempered.training import predict_logits
 
 log = logging.getLogger(__name__)
@@ -372,15 +373,14 @@ def _markdown(table: pd.DataFrame, records: Sequence[dict], manifest: Mapping[st
         lines += [f"## {'OOD detection' if task == 'ood' else 'Misclassification detection (errors positive)'}", ""]
         head = ["model", "seed", "dataset" if task == "ood" else "tuned on", "detector", "setting",
                 *metrics]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        body = []
         for row in rows.itertuples(index=False):
             r = row._asdict()
             setting = ", ".join(f"{k}={r[k]:g}" for k in ("temperature", "eps")
                                 if k in r and not pd.isna(r[k]))
-            cells = [r["model"], str(r["seed"]), r["dataset"], r["detector"], setting]
-            cells += [_pct(r[m], r[f"{m}_low"], r[f"{m}_high"]) for m in metrics]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+            body.append([r["model"], r["seed"], r["dataset"], r["detector"], setting,
+                         *(_pct(r[m], r[f"{m}_low"], r[f"{m}_high"]) for m in metrics)])
+        lines += [*markdown_table(head, body), ""]
     return "\n".join(lines)
 
 

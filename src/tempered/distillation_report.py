@@ -81,23 +81,24 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def paper_value(role: str, temperature: float | None, quantity: str) -> float:
+    paper = reference.published()
     if quantity == "jsma.success_rate":
         if role == "base":
-            return reference.PAPERNOT_JSMA_SUCCESS_BASE
-        if role == "student" and temperature in reference.PAPERNOT_JSMA_SUCCESS:
-            return reference.PAPERNOT_JSMA_SUCCESS[temperature]
+            return paper.papernot_jsma_success_base
+        if role == "student" and temperature in paper.papernot_jsma_success:
+            return paper.papernot_jsma_success[temperature]
     if quantity == "jsma.robustness_features_fraction" and role == "base":
-        return reference.PAPERNOT_ROBUSTNESS["base"]
+        return paper.papernot_robustness["base"]
     if quantity == "test_accuracy" and role == "base":
-        return reference.PAPERNOT_ACCURACY["base"]
+        return paper.papernot_accuracy["base"]
     if quantity == "test_accuracy" and role == "student" and temperature == 20:
-        return reference.PAPERNOT_ACCURACY["distilled_T20"]
+        return paper.papernot_accuracy["distilled_T20"]
     if quantity == "cw_l2.success_rate" and role in ("base", "student"):
-        return reference.CW_SUCCESS
+        return paper.cw_success
     if quantity == "cw_l2.distortion_mean" and role == "base":
-        return reference.CW_L2_MEAN["base"]
+        return paper.cw_l2_mean["base"]
     if quantity == "cw_l2.distortion_mean" and role == "student" and temperature == 100:
-        return reference.CW_L2_MEAN["distilled_T100"]
+        return paper.cw_l2_mean["distilled_T100"]
     return np.nan
 
 
@@ -156,6 +157,7 @@ def claims(table: pd.DataFrame, attacks: Sequence[str]) -> list[str]:
     students = table[table["role"] == "student"][["model", "T"]].drop_duplicates().sort_values("T")
     if students.empty:
         return []
+    paper = reference.published()
     hottest = students.iloc[-1]
     lines = ["", "## Do we see what the papers report?", ""]
     if "jsma" in attacks:
@@ -163,8 +165,8 @@ def claims(table: pd.DataFrame, attacks: Sequence[str]) -> list[str]:
         seen = after < 0.5 * before
         lines.append(f"- Papernot et al.: JSMA success falls steeply with T — {'seen' if seen else 'NOT seen'}: "
                      f"{before:.3f} undistilled -> {after:.3f} at T={hottest['T']:g} "
-                     f"(paper: {reference.PAPERNOT_JSMA_SUCCESS_BASE:.3f} -> "
-                     f"{reference.PAPERNOT_JSMA_SUCCESS[100]:.3f} at T=100).")
+                     f"(paper: {paper.papernot_jsma_success_base:.3f} -> "
+                     f"{paper.papernot_jsma_success[100]:.3f} at T=100).")
     if "jsma_known_t" in attacks:
         after = _mean(table, hottest["model"], "jsma_known_t.success_rate")
         lines.append(f"- Gradient masking: JSMA on softmax(z/T) with T known succeeds at {after:.3f} on "
@@ -186,8 +188,8 @@ def claims(table: pd.DataFrame, attacks: Sequence[str]) -> list[str]:
         lines.append(f"- Carlini & Wagner: C&W L2 on the logits still succeeds with distortion close to the "
                      f"undistilled model's — {'seen' if seen else 'NOT seen'}: success {min(rates):.3f} to "
                      f"{max(rates):.3f} across T; mean L2 {base_l2:.3f} undistilled vs {hot_l2:.3f} at "
-                     f"T={hottest['T']:g} (paper: 100%; {reference.CW_L2_MEAN['base']} vs "
-                     f"{reference.CW_L2_MEAN['distilled_T100']} at T=100).")
+                     f"T={hottest['T']:g} (paper: 100%; {paper.cw_l2_mean['base']} vs "
+                     f"{paper.cw_l2_mean['distilled_T100']} at T=100).")
     return lines
 
 
@@ -205,7 +207,7 @@ def success_figure(frame: pd.DataFrame, attacks: Sequence[str]) -> plt.Figure:
         base = frame[(frame["role"] == "base") & (frame["quantity"] == f"{attack}.success_rate")]["value"]
         if len(base):
             ax.axhline(base.mean(), color=palette[attack], linestyle=":", linewidth=1)
-    papers = sorted(reference.PAPERNOT_JSMA_SUCCESS.items())
+    papers = sorted(reference.published().papernot_jsma_success.items())
     ax.scatter([t for t, _ in papers], [v for _, v in papers], marker="X", s=80, color="black", zorder=5,
                label="Papernot et al. 2016, JSMA")
     log_temperature_axis(ax, [*frame["T"].dropna(), *(t for t, _ in papers)],
@@ -222,8 +224,9 @@ def robustness_figure(frame: pd.DataFrame) -> plt.Figure:
         data = _students(frame)[_students(frame)["quantity"] == f"{attack}.robustness_features_fraction"]
         if len(data):
             sns.lineplot(data=data, x="T", y="value", marker="o", ax=ax, label=ATTACK_LABELS[attack])
-    ax.axhline(reference.PAPERNOT_ROBUSTNESS["base"], color="grey", linestyle=":", label="paper, undistilled")
-    ax.axhline(reference.PAPERNOT_ROBUSTNESS["distilled"], color="black", linestyle="--", label="paper, distilled")
+    paper = reference.published().papernot_robustness
+    ax.axhline(paper["base"], color="grey", linestyle=":", label="paper, undistilled")
+    ax.axhline(paper["distilled"], color="black", linestyle="--", label="paper, distilled")
     measured = _students(frame)[_students(frame)["quantity"].str.endswith(".robustness_features_fraction")]
     if measured.empty:
         ax.text(0.5, 0.5, "no student's robustness measured\n(see not_measured in its attack metrics)",
@@ -242,7 +245,7 @@ def accuracy_figure(frame: pd.DataFrame) -> plt.Figure:
     base = frame[(frame["role"] == "base") & (frame["quantity"] == "test_accuracy")]["value"]
     if len(base):
         ax.axhline(base.mean(), color="grey", linestyle=":", label="undistilled")
-    ax.scatter([20], [reference.PAPERNOT_ACCURACY["distilled_T20"]], marker="X", color="black",
+    ax.scatter([20], [reference.published().papernot_accuracy["distilled_T20"]], marker="X", color="black",
                label="paper, distilled T=20")
     log_temperature_axis(ax, [20.0, *data["T"].dropna()], "distillation temperature T")
     ax.set(ylabel="test accuracy", title="Accuracy vs temperature")

@@ -10,18 +10,23 @@ from typing import Any
 
 import pandas as pd
 
-from tempered import reference
+from tempered import paths, reference
 from tempered.claims import Metric, MissingKey, Unavailable, measure
 from tempered.config import distilled_names
 from tempered.figures import apply_style, legend_under, log_temperature_axis, plt
 
 PANELS = ("test accuracy", "ECE (15 bins)", "JSMA success rate", "C&W mean L2", "OOD AUROC (Fashion-MNIST)",
           "membership AUROC")
-PUBLISHED = {
-    "JSMA success rate": sorted(reference.PAPERNOT_JSMA_SUCCESS.items()),
-    "C&W mean L2": [(100.0, reference.CW_L2_MEAN["distilled_T100"])],
-    "test accuracy": [(20.0, reference.PAPERNOT_ACCURACY["distilled_T20"])],
-}
+
+
+def published_points(claims_path: Path | str = paths.CLAIMS) -> dict[str, list[tuple[float, float]]]:
+    """The published (temperature, value) points of each panel (the claims file, through tempered.reference)."""
+    paper = reference.published(claims_path)
+    return {
+        "JSMA success rate": sorted(paper.papernot_jsma_success.items()),
+        "C&W mean L2": [(100.0, paper.cw_l2_mean["distilled_T100"])],
+        "test accuracy": [(20.0, paper.papernot_accuracy["distilled_T20"])],
+    }
 
 
 def _mean_over_seeds(source: str, key: str, seeds: Sequence[int], root: Path, **fill: str) -> float | None:
@@ -35,8 +40,9 @@ def _mean_over_seeds(source: str, key: str, seeds: Sequence[int], root: Path, **
         return None
 
 
-def temperature_table(config: Mapping[str, Any], root: Path) -> pd.DataFrame:
-    """Long table (panel, series, temperature, value) of every point the figure draws, read from metrics."""
+def temperature_table(config: Mapping[str, Any], root: Path, claims_path: Path | str = paths.CLAIMS) -> pd.DataFrame:
+    """Long table (panel, series, temperature, value) of every point the figure draws, read from metrics, and the
+    published points of the claims file."""
     seeds, rows = config["seeds"], []
 
     def add(panel: str, series: str, temperature: float | None, value: float | None) -> None:
@@ -65,7 +71,7 @@ def temperature_table(config: Mapping[str, Any], root: Path) -> pd.DataFrame:
     add("OOD AUROC (Fashion-MNIST)", "ODIN on the base model, at its tuned T (x)",
         _mean_over_seeds("OOD_METRICS", "ood/fashion_mnist/odin/temperature", seeds, root, model=base),
         _mean_over_seeds("OOD_METRICS", "ood/fashion_mnist/odin/auroc", seeds, root, model=base))
-    for panel, points in PUBLISHED.items():
+    for panel, points in published_points(claims_path).items():
         for t, value in points:
             add(panel, "published", t, value)
     return pd.DataFrame(rows, columns=["panel", "series", "temperature", "value"])

@@ -46,7 +46,7 @@ def table1(config, models: Sequence[str], eval_metrics, training_set_error, atta
     ev, tr, at = _by_model(eval_metrics), _by_model(training_set_error), _by_model(attack_metrics)
     rows = []
     for m in models:
-        paper = reference.SZEGEDY_TABLE1.get(labels[m], {})
+        paper = reference.published().szegedy_table1.get(labels[m], {})
         rows.append({
             "model": m, "paper_label": labels[m], "n_seeds": len(ev.get(m, [])),
             "train_error": _mean([r["error_rate"] for r in tr.get(m, [])]),
@@ -67,7 +67,7 @@ def table3(config, models: Sequence[str], eval_metrics, training_set_error, atta
     rows = []
     for m in models:
         own = config["models"][m]["train_set"]
-        paper = reference.SZEGEDY_TABLE3.get(labels[m], {})
+        paper = reference.published().szegedy_table3.get(labels[m], {})
         row = {"model": m, "paper_label": labels[m], "train_set": own, "n_seeds": len(ev.get(m, []))}
         for subset in ("p1", "p2", "test"):
             if subset == own:
@@ -87,7 +87,8 @@ def _paper_row_distortion(kind: str, row: str, row_label: str, group: str, trans
     """The distortion the paper lists for a row: Table 1's (or 3's) for a model's examples, sigma for a Gaussian
     row (the paper adds unclipped noise, so sigma is what it measures); none for a magnified row."""
     if kind == "adversarial":
-        table = reference.SZEGEDY_TABLE1 if group == "cross_model" else reference.SZEGEDY_TABLE3
+        paper = reference.published()
+        table = paper.szegedy_table1 if group == "cross_model" else paper.szegedy_table3
         return table.get(row_label, {}).get("distortion", np.nan)
     if kind == "gaussian":
         return _mean([t[group]["gaussian_sigma"][row] for t in transfer if row in t[group].get("gaussian_sigma", {})])
@@ -141,7 +142,7 @@ def adversarial_training_table(config, eval_metrics) -> pd.DataFrame:
     return pd.DataFrame([{
         "model": m, "regulariser": labels[m], "n_seeds": len(ev.get(m, [])),
         "test_error": _mean([r["test"]["error_rate"] for r in ev.get(m, [])]),
-        "paper_test_error": reference.SZEGEDY_ADVERSARIAL_TRAINING.get(labels[m], np.nan),
+        "paper_test_error": reference.published().szegedy_adversarial_training.get(labels[m], np.nan),
     } for m in labels])
 
 
@@ -279,9 +280,10 @@ def write_szegedy_report(config, groups: Mapping[str, Sequence[str]], *, eval_me
                          attack_metrics, transfer, tables: Sequence[Path], markdown: Path, metrics: Path,
                          heatmap: Path) -> None:
     t1 = table1(config, groups["cross_model"], eval_metrics, training_set_error, attack_metrics)
-    t2 = transfer_table(config, "cross_model", transfer, attack_metrics, reference.SZEGEDY_TABLE2)
+    paper = reference.published()
+    t2 = transfer_table(config, "cross_model", transfer, attack_metrics, paper.szegedy_table2)
     t3 = table3(config, groups["cross_training_set"], eval_metrics, training_set_error, attack_metrics)
-    t4 = transfer_table(config, "cross_training_set", transfer, attack_metrics, reference.SZEGEDY_TABLE4)
+    t4 = transfer_table(config, "cross_training_set", transfer, attack_metrics, paper.szegedy_table4)
     ta = adversarial_training_table(config, eval_metrics)
     sections = {
         "table1": (t1, markdown_table1(t1)),

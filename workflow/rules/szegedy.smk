@@ -131,6 +131,7 @@ rule plot_lbfgs_examples:
 rule szegedy_report:
     input:
         code=code("szegedy-report"),
+        claims=paths.CLAIMS,  # the published numbers printed beside ours (tempered.reference)
         eval_metrics=expand(paths.EVAL_METRICS, model=SZEGEDY_MODELS, seed=SEEDS),
         training_set_error=expand(paths.TRAINING_SET_ERROR, model=SZEGEDY_MODELS, seed=SEEDS),
         attack_metrics=expand(paths.LBFGS_METRICS, model=SZEGEDY_ATTACKED, seed=SEEDS),

@@ -123,7 +123,7 @@ def report_step(config_files: Sequence[str], claims_path: Path, root: Path, mark
                                  "claims": {o.claim["id"]: {"ours": None if o.ours is None else o.ours.value,
                                                             "verdict": o.verdict} for o in outcomes}})
 
-    save_figure(temperature_summary(temperature_table(config, root)), figure_path)  # PNG and PDF
+    save_figure(temperature_summary(temperature_table(config, root, claims_path)), figure_path)  # PNG and PDF
 
     report_dir = markdown_path.resolve().parent
 

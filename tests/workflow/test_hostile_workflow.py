@@ -95,7 +95,7 @@ def test_kill_9_after_the_outputs_are_written_then_unlock_and_rerun(fresh):
     err = fails(["snakemake", "--workflow-profile", "none", "-n", "--cores", "1", "--configfile", SMOKE,
                  "--", str(SPLIT)], fresh)
     assert "--rerun-incomplete" in err, err[-2000:]
-    # ... with it, the README's two commands finish the run, and the split is redone, not trusted.
+    # ... with it, the two commands docs/operations.md gives (interruption) finish the run; the split is redone.
     run([*cmd[:-2], "--unlock", *cmd[-2:]], fresh)
     out = run(cmd, fresh)
     assert "split" in out and not any(incomplete.iterdir())

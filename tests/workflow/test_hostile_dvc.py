@@ -185,5 +185,5 @@ def test_a_key_a_preset_gains_after_export_reruns_its_readers(dvc_run, tmp_path)
 
     run([sys.executable, "-m", "tempered", "export-dvc", "--config", "config.yaml", "--config", SMOKE], repo)
     changed = _dvc_status(repo)
-    assert {s for s in changed if s.startswith("attack_model-")} == FGSM_STAGES, sorted(changed)
+    assert {s for s in changed if s.startswith("attack_model@")} == FGSM_STAGES, sorted(changed)
     assert changed - FGSM_STAGES == {RESOLVE_STAGE, "report"}, sorted(changed)

@@ -67,7 +67,8 @@ def test_a_new_temperature_adds_only_its_own_jobs(snakemake_run, dvc_run, tmp_pa
     assert planned - own == GATHERING, sorted(planned - own)
 
     stages = dvc_plan(edited_copy(dvc_run, tmp_path / "dvc", grow))
-    dvc_own = {s for s in stages if re.search(r"@(mi\d+_)?(teacher|student)_T2(-|$)", s)}
+    # DVC names a job <stage>@<wildcards joined by '-'>: the model follows '@' or another wildcard (the attack).
+    dvc_own = {s for s in stages if re.search(r"[@-](mi\d+_)?(teacher|student)_T2(-|$)", s)}
     # Every Snakemake job is one DVC stage, so the counts must match.
     assert len(dvc_own) == len(own), (sorted(dvc_own), sorted(own))
     assert stages - dvc_own == GATHERING, sorted(stages - dvc_own)

@@ -107,7 +107,7 @@ def read_module(module: str) -> ModuleSource:
     source = ModuleSource(path)
     for stmt in tree.body:
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            source.defs[stmt.name] = _names_in(stmt) | {d.id for d in ast.walk(stmt) if isinstance(d, ast.Name)}
+            source.defs[stmt.name] = _names_in(stmt)
             source.def_imports[stmt.name] = list(_imports_in(stmt, module).values())
             # Decorators and base classes run when the module is imported.
             source.top_names |= set().union(*map(_names_in, [*stmt.decorator_list, *getattr(stmt, "bases", [])]))

@@ -13,7 +13,7 @@ from tempered.attacks.common import attack_succeeded, l0_distortion
 from tempered.attacks.jsma import JSMA
 from tempered.config import REPO_ROOT, load_config
 from tempered.models import build_model
-from tempered.training import train_classifier
+from tempered.training.methods import train_classifier
 
 TRAIN, EPOCHS, ATTACKED = 6000, 3, 60
 

@@ -1,21 +1,13 @@
 """Box-constrained L-BFGS attack (tempered.attacks.lbfgs) against closed forms and scipy's L-BFGS-B."""
 
-import math
 
 import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize
 
-from tempered.attacks.lbfgs import (
-    adversarial_objective,
-    box_lbfgs,
-    distortion,
-    gaussian_noise,
-    lbfgs_attack,
-    magnify,
-    random_other_targets,
-)
+from tempered.attacks.common import random_other_targets, rms_distortion
+from tempered.attacks.lbfgs import adversarial_objective, box_lbfgs, lbfgs_attack
 from tempered.models.szegedy import SigmoidMLP, SoftmaxRegression
 
 TIGHT = {"pgtol": 1e-10, "ftol": 1e-15, "max_iter": 3000}
@@ -239,7 +231,7 @@ def test_attack_results_are_in_the_box_and_success_means_the_target():
     with torch.no_grad():
         predicted = model(result.x_adv).argmax(1)
     assert (predicted[result.success] == targets[result.success]).all()
-    assert (distortion(x, result.x_adv)[result.success] <= partial.distortion.nan_to_num(1.0)[result.success]).all()
+    assert (rms_distortion(x, result.x_adv)[result.success] <= partial.distortion.nan_to_num(1.0)[result.success]).all()
     failed = ~partial.success
     assert torch.equal(partial.x_adv[failed], x[failed])
     assert partial.distortion[failed].isnan().all() and partial.c[failed].isnan().all()
@@ -247,8 +239,8 @@ def test_attack_results_are_in_the_box_and_success_means_the_target():
     assert torch.equal(result.x_adv[failed], x[failed])
     assert result.distortion[failed].isnan().all() and result.c[failed].isnan().all()
     torch.testing.assert_close(result.distortion[result.success],
-                               distortion(x, result.x_adv)[result.success])
-    torch.testing.assert_close(distortion(x, result.x_adv)[result.success],
+                               rms_distortion(x, result.x_adv)[result.success])
+    torch.testing.assert_close(rms_distortion(x, result.x_adv)[result.success],
                                ((result.x_adv - x) ** 2).flatten(1).sum(1)[result.success].div(784).sqrt())
 
 
@@ -273,43 +265,3 @@ def test_random_other_targets_are_uniform_over_the_other_classes():
     assert off_diagonal.min() > 2000 / 9 * 0.6 and off_diagonal.max() < 2000 / 9 * 1.4
     again = random_other_targets(labels, 10, torch.Generator().manual_seed(0))
     assert torch.equal(targets, again)
-
-
-def test_magnify_scales_to_the_distortion_and_clips():
-    g = torch.Generator().manual_seed(8)
-    x = torch.full((3, 1, 28, 28), 0.5)
-    x_adv = x + 0.001 * torch.randn(x.shape, generator=g)
-    x_adv[2] = x[2]
-    scaled = magnify(x, x_adv, 0.1)
-    torch.testing.assert_close(distortion(x, scaled)[:2], torch.full((2,), 0.1))
-    assert torch.equal(scaled[2], x[2]), "no perturbation, nothing to scale"
-    # Direction kept: the scaled perturbation is a positive multiple of the original.
-    cos = torch.nn.functional.cosine_similarity((scaled - x).flatten(1)[:2], (x_adv - x).flatten(1)[:2])
-    torch.testing.assert_close(cos, torch.ones(2))
-    clipped = magnify(x, x_adv, 2.0)
-    assert ((clipped >= 0) & (clipped <= 1)).all()
-    assert (distortion(x, clipped)[:2] < 2.0).all()
-
-
-def test_gaussian_noise_is_seeded_and_of_the_right_scale():
-    x = torch.full((64, 1, 28, 28), 0.5)
-    noisy = gaussian_noise(x, 0.1, torch.Generator().manual_seed(9))
-    assert torch.equal(noisy, gaussian_noise(x, 0.1, torch.Generator().manual_seed(9)))
-    assert math.isclose((noisy - x).std().item(), 0.1, rel_tol=0.02)
-
-
-@pytest.mark.parametrize("sigma", [0.06, 0.1, 0.3])
-def test_unclipped_gaussian_noise_has_distortion_sigma_as_the_paper_lists(sigma):
-    # Tables 2 and 4 give a Gaussian row's distortion as sigma, on MNIST's mostly black digits.
-    x = torch.zeros(256, 1, 28, 28)
-    x[:, :, 8:20, 10:18] = 1.0
-    noisy = gaussian_noise(x, sigma, torch.Generator().manual_seed(9))
-    assert math.isclose(distortion(x, noisy).mean().item(), sigma, rel_tol=0.01)
-
-
-def test_clipped_gaussian_noise_stays_in_the_box_and_measures_less_than_sigma():
-    x = torch.zeros(64, 1, 28, 28)
-    clipped = gaussian_noise(x, 0.3, torch.Generator().manual_seed(9), clip=True)
-    assert clipped.min() == 0 and clipped.max() <= 1
-    # On black pixels only the positive half of N(0, sigma^2) survives: distortion sigma / sqrt(2).
-    assert math.isclose(distortion(x, clipped).mean().item(), 0.3 / math.sqrt(2), rel_tol=0.02)

@@ -1,1 +1,2 @@
-"""Adversarial attacks, one module each, batched over samples; import them by module (attacks.jsma, ...)."""
+"""Adversarial attacks, one module each, batched over samples, all behind common.Attack; registry builds one by
+its config name."""

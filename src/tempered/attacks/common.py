@@ -1,14 +1,18 @@
-"""What every attack shares: the result record, the success check and the distortion norms.
+"""What every attack shares: the interface, the result record, the success check and the distortion norms.
 
 Distortions follow Carlini & Wagner 2017, section II-D: L0 counts changed pixels (Papernot et al. 2016 report
 it as a fraction of the 784 features), L2 is the Euclidean distance and Linf the largest change, all on
-pixels scaled to [0, 1]. One image is one sample: its channel and spatial axes are flattened together.
+pixels scaled to [0, 1]; Szegedy et al. 2014 measure the root mean square change instead. One image is one
+sample: its channel and spatial axes are flattened together.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -60,7 +64,20 @@ def linf_distortion(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
     return (x_adv - x).flatten(1).abs().amax(1)
 
 
-DISTORTIONS = {"l0": l0_distortion, "l2": l2_distortion, "linf": linf_distortion}
+def rms_distortion(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+    """Szegedy et al. 2014's distortion (Tables 1-4): sqrt(sum((x' - x)^2) / n) per sample, n the number of pixels,
+    which is the L2 distance over sqrt(n)."""
+    diff = (x_adv - x).flatten(1)
+    return diff.pow(2).sum(1).div(diff.shape[1]).sqrt()
+
+
+DISTORTIONS = {"l0": l0_distortion, "l2": l2_distortion, "linf": linf_distortion, "rms": rms_distortion}
+
+
+def random_other_targets(labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
+    """A target class per sample, uniform over the classes other than its label."""
+    shift = torch.randint(1, num_classes, labels.shape, generator=generator, device=generator.device)
+    return (labels + shift.to(labels.device)) % num_classes
 
 
 def attack_succeeded(logits: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
@@ -77,12 +94,16 @@ class AttackResult:
     success: bool (N,), judged by the model's own prediction on x_adv, never by the attack's bookkeeping.
     distortion: float (N,), x_adv against x in `norm`, for every sample (failed ones included: average it
     over `success` only, as the papers do).
+    extras: further (N,) tensors an attack reports per sample, by name (L-BFGS: the constant c that produced
+    x_adv and the iterations its search took); empty for most attacks. One mapping rather than a result type per
+    attack, so that batching and saving treat every attack alike.
     """
 
     x_adv: torch.Tensor
     success: torch.Tensor
     distortion: torch.Tensor
     norm: str
+    extras: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def success_rate(self) -> float:
@@ -94,15 +115,38 @@ class AttackResult:
         return self.distortion[self.success].mean().item() if self.success.any() else float("nan")
 
 
+def concatenate(parts: Sequence[AttackResult]) -> AttackResult:
+    """The results of consecutive batches of one attack as one result."""
+    return AttackResult(x_adv=torch.cat([p.x_adv for p in parts]), success=torch.cat([p.success for p in parts]),
+                        distortion=torch.cat([p.distortion for p in parts]), norm=parts[0].norm,
+                        extras={k: torch.cat([p.extras[k] for p in parts]) for k in parts[0].extras})
+
+
+class Attack(ABC):
+    """The interface every attack follows (after foolbox's attacks/base.py): the hyper-parameters are named
+    constructor arguments with the paper's defaults, and one `attack` call runs a whole batch. `norm` names the
+    DISTORTIONS entry its results are measured in; tempered.attacks.registry builds one by config name."""
+
+    norm: ClassVar[str]
+
+    @abstractmethod
+    def attack(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
+               target: torch.Tensor | None = None) -> AttackResult:
+        """x: (N, ...) inputs in the attack's box; labels: their (N,) true classes; target: (N,) classes to reach,
+        or None for an untargeted attack (a targeted-only attack refuses None). The result comes from `finish`."""
+
+
 @torch.no_grad()
 def finish(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, labels: torch.Tensor,
-           target: torch.Tensor | None, norm: str, found: torch.Tensor | None = None) -> AttackResult:
+           target: torch.Tensor | None, norm: str, found: torch.Tensor | None = None,
+           extras: Mapping[str, torch.Tensor] | None = None) -> AttackResult:
     """Judge x_adv by the model (and by the attack's own `found` mask, when it keeps one) and measure it."""
     x_adv = x_adv.detach()
     success = attack_succeeded(model(x_adv), labels, target)
     if found is not None:
         success &= found
-    return AttackResult(x_adv=x_adv, success=success, distortion=DISTORTIONS[norm](x, x_adv), norm=norm)
+    return AttackResult(x_adv=x_adv, success=success, distortion=DISTORTIONS[norm](x, x_adv), norm=norm,
+                        extras=dict(extras or {}))
 
 
 def check_inputs(x: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None) -> None:

@@ -22,14 +22,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from tempered.attacks.common import AttackResult, check_inputs, finish
+from tempered.attacks.common import Attack, AttackResult, check_inputs, finish
 
 # The reference's bounds: an upper bound of 1e10 means "no success yet"; tanh's argument stays finite.
 _NO_UPPER_BOUND = 1e10
 _ATANH_SHRINK = 0.999999
 
 
-class CarliniWagnerL2:
+class CarliniWagnerL2(Attack):
     """Carlini & Wagner 2017, section V, batched: each sample has its own c, bounds and best result.
 
     confidence: kappa, the logit margin f demands beyond the decision boundary.
@@ -45,6 +45,8 @@ class CarliniWagnerL2:
     initial_const: the first c, multiplied by 10 until a success bounds it, then bisected.
     progress: a bar over the search's iterations on stderr (a batch takes minutes at 9 x 1,000).
     """
+
+    norm = "l2"
 
     def __init__(self, confidence: float = 0.0, learning_rate: float = 1e-2, binary_search_steps: int = 9,
                  max_iterations: int = 1000, abort_early: bool = True, initial_const: float = 1e-3,
@@ -101,7 +103,7 @@ class CarliniWagnerL2:
                 lower = torch.where(succeeded, lower, torch.maximum(lower, const))
                 bounded = upper < _NO_UPPER_BOUND
                 const = torch.where(bounded, (lower + upper) / 2, const * 10)
-        return finish(model, x, best_x, labels, target, "l2", found=best_l2sq < math.inf)
+        return finish(model, x, best_x, labels, target, self.norm, found=best_l2sq < math.inf)
 
     def _minimise(self, model: nn.Module, x: torch.Tensor, w_clean: torch.Tensor, labels: torch.Tensor,
                   target: torch.Tensor | None, const: torch.Tensor, best_l2sq: torch.Tensor,

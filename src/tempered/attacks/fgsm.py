@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tempered.attacks.common import AttackResult, check_inputs, finish
+from tempered.attacks.common import Attack, AttackResult, check_inputs, finish
 
 
 def loss_sign_gradient(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None,
@@ -30,12 +30,14 @@ def loss_sign_gradient(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, 
     return grad.sign()
 
 
-class FGSM:
+class FGSM(Attack):
     """Goodfellow et al. 2015: one signed-gradient step of size eps.
 
     eps=0.25 is the paper's MNIST value. temperature divides the logits inside the loss: 1 attacks the
     deployed model as is; a distilled model's training T is the attacker who knows it.
     """
+
+    norm = "linf"
 
     def __init__(self, eps: float = 0.25, temperature: float = 1.0, clip_min: float = 0.0, clip_max: float = 1.0):
         self.eps = eps
@@ -49,4 +51,4 @@ class FGSM:
         check_inputs(x, labels, target)
         step = loss_sign_gradient(model, x, labels, target, self.temperature)
         x_adv = (x + self.eps * step).clamp(self.clip_min, self.clip_max)
-        return finish(model, x, x_adv, labels, target, "linf")
+        return finish(model, x, x_adv, labels, target, self.norm)

@@ -48,12 +48,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from tempered.attacks.common import AttackResult, check_inputs, finish
+from tempered.attacks.common import Attack, AttackResult, check_inputs, finish
 
 SCORES = ("softmax", "logits")
 
 
-class JSMA:
+class JSMA(Attack):
     """Papernot et al. 2016 (EuroS&P), Algorithm 3, batched over samples.
 
     theta: change per chosen feature (+1: increase to the maximum, the paper's MNIST setting).
@@ -66,6 +66,8 @@ class JSMA:
         parameter): samples are searched in chunks of max(1, max_pair_elements // |X|^2).
     progress: a bar over the iterations on stderr (each searches every pair of features of every sample).
     """
+
+    norm = "l0"
 
     def __init__(self, theta: float = 1.0, gamma: float = 0.145, score: str = "softmax", temperature: float = 1.0,
                  clip_min: float = 0.0, clip_max: float = 1.0, max_pair_elements: int = 2**23,
@@ -124,7 +126,7 @@ class JSMA:
             for feature in (p, q):
                 x_adv[rows, feature] = (x_adv[rows, feature] + self.theta).clamp(self.clip_min, self.clip_max)
                 domain[rows, feature] = False
-        return finish(model, x, x_adv.view_as(x), labels, target, "l0")
+        return finish(model, x, x_adv.view_as(x), labels, target, self.norm)
 
     def _forward_derivative(self, model: nn.Module, x: torch.Tensor,
                             target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -12,7 +12,8 @@ Choices the paper leaves open, made as the public reimplementations do (cleverha
 - Each solve starts from x itself (not from the previous solve), so every c is an independent problem and the
   result matches per-image scipy L-BFGS-B on the same objective.
 
-Distortion, the paper's measure in Tables 1-4, is sqrt(sum((x' - x)^2) / n) with n = 784 pixels in [0, 1].
+Distortion, the paper's measure in Tables 1-4, is sqrt(sum((x' - x)^2) / n) with n = 784 pixels in [0, 1]
+(common.rms_distortion). `LBFGS` is the attack behind the common interface; `lbfgs_attack` is the search itself.
 
 Batching. One L-BFGS over the sum of per-sample objectives would be a different algorithm: its curvature pairs
 (s, y) and its line search would mix samples, so each sample's iterates would depend on the rest of the batch.
@@ -32,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
+
+from tempered.attacks.common import Attack, AttackResult, check_inputs, finish
 
 # An objective maps a (k, n) block of iterates and the (k,) batch rows they belong to onto (k,) values.
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -53,43 +56,6 @@ class LBFGSResult:
     c: torch.Tensor  # (N,) the constant on the loss that produced x_adv; NaN where failed
     targets: torch.Tensor  # (N,) the target classes attacked
     iterations: torch.Tensor  # (N,) L-BFGS iterations over the whole search
-
-
-def distortion(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
-    """Szegedy et al.'s distortion sqrt(sum((x' - x)^2) / n) per sample, n the number of pixels."""
-    diff = (x_adv - x).flatten(1)
-    return diff.pow(2).sum(1).div(diff.shape[1]).sqrt()
-
-
-def random_other_targets(labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
-    """A target class per sample, uniform over the classes other than its label."""
-    shift = torch.randint(1, num_classes, labels.shape, generator=generator, device=generator.device)
-    return (labels + shift.to(labels.device)) % num_classes
-
-
-def magnify(x: torch.Tensor, x_adv: torch.Tensor, target_distortion: float) -> torch.Tensor:
-    """Scale each perturbation x_adv - x to the given distortion (Table 4, "magnified to 0.1"), then clip to [0, 1].
-
-    The clip can only shorten the perturbation, so the result's distortion is at most target_distortion; measure
-    it with `distortion` when reporting. Samples with no perturbation are returned unchanged.
-    """
-    current = distortion(x, x_adv)
-    scale = torch.where(current > 0, target_distortion / current.clamp_min(torch.finfo(current.dtype).tiny), 0.0)
-    scale = scale.view(-1, *([1] * (x.dim() - 1)))
-    return (x + scale * (x_adv - x)).clamp(0.0, 1.0)
-
-
-def gaussian_noise(x: torch.Tensor, sigma: float, generator: torch.Generator, clip: bool = False) -> torch.Tensor:
-    """x plus N(0, sigma^2) noise per pixel: the Gaussian rows of Tables 2 and 4.
-
-    The paper does not clip: its tables give each row's distortion as exactly sigma, which only unclipped noise
-    has (its expected distortion is sigma). Clipping to [0, 1] halves the noise on MNIST's black background
-    (~80% of the pixels are 0, and only their positive draws survive), so a clipped row is a different,
-    weaker and brighter, perturbation: clip=True gives it, for comparison.
-    """
-    noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
-    noisy = x + sigma * noise
-    return noisy.clamp(0.0, 1.0) if clip else noisy
 
 
 def _value_and_grad(objective: Objective, x: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -311,3 +277,34 @@ def lbfgs_attack(
     dist = torch.where(success, best_sq.div(x_flat.shape[1]).sqrt(), math.nan)
     return LBFGSResult(x_adv=best.view_as(x), success=success, distortion=dist, c=best_c, targets=targets,
                        iterations=iterations)
+
+
+class LBFGS(Attack):
+    """Szegedy et al. 2014, section 4.1, behind the common interface: `lbfgs_attack`'s search with these settings
+    (its defaults), judged by the model like every attack. Targeted only. Distortion is Szegedy's (rms); a failed
+    sample is x itself, at distortion 0 (average over `success`, as for every attack). extras: the constant "c"
+    that produced x_adv (NaN where failed) and the "iterations" of L-BFGS over the whole search."""
+
+    norm = "rms"
+
+    def __init__(self, initial_c: float = 0.1, search_steps: int = 10, c_factor: float = 10.0, max_iter: int = 200,
+                 history: int = 10, pgtol: float = 1e-5, ftol: float = 2.2e-9, progress: bool = False):
+        self.initial_c = initial_c
+        self.search_steps = search_steps
+        self.c_factor = c_factor
+        self.max_iter = max_iter
+        self.history = history
+        self.pgtol = pgtol
+        self.ftol = ftol
+        self.progress = progress
+
+    def attack(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
+               target: torch.Tensor | None = None) -> AttackResult:
+        if target is None:
+            raise ValueError("L-BFGS (Szegedy et al.) is a targeted attack: pass target")
+        check_inputs(x, labels, target)
+        searched = lbfgs_attack(model, x, target, initial_c=self.initial_c, search_steps=self.search_steps,
+                                c_factor=self.c_factor, max_iter=self.max_iter, history=self.history,
+                                pgtol=self.pgtol, ftol=self.ftol, progress=self.progress)
+        return finish(model, x, searched.x_adv, labels, target, self.norm, found=searched.success,
+                      extras={"c": searched.c, "iterations": searched.iterations})

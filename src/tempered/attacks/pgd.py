@@ -12,17 +12,19 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from tempered.attacks.common import AttackResult, check_inputs, finish
+from tempered.attacks.common import Attack, AttackResult, check_inputs, finish
 from tempered.attacks.fgsm import loss_sign_gradient
 
 
-class PGD:
+class PGD(Attack):
     """Madry et al. 2018. seed fixes the random start (None: draw from torch's global generator).
 
     The returned x is the last iterate, as in the paper; temperature divides the logits inside the loss
     (see FGSM). progress: a bar over the steps on stderr (off inside training loops, where it would be one
     bar per minibatch).
     """
+
+    norm = "linf"
 
     def __init__(self, eps: float = 0.3, alpha: float = 0.01, steps: int = 40, random_start: bool = True,
                  seed: int | None = 0, temperature: float = 1.0, clip_min: float = 0.0, clip_max: float = 1.0,
@@ -56,4 +58,4 @@ class PGD:
                       disable=not self.progress):
             step = loss_sign_gradient(model, x_adv, labels, target, self.temperature)
             x_adv = self._project(x_adv + self.alpha * step, x)
-        return finish(model, x, x_adv, labels, target, "linf")
+        return finish(model, x, x_adv, labels, target, self.norm)

@@ -15,11 +15,9 @@ import torch
 from tqdm import tqdm
 
 from tempered.artifacts import checked_metrics, read_arrays, read_json, sha256_file, write_arrays, write_metrics
-from tempered.attacks.common import AttackResult, adversarial_robustness, l0_fraction
-from tempered.attacks.cw_l2 import CarliniWagnerL2
-from tempered.attacks.fgsm import FGSM
+from tempered.attacks import registry
+from tempered.attacks.common import Attack, AttackResult, adversarial_robustness, concatenate, l0_fraction
 from tempered.attacks.jsma import JSMA
-from tempered.attacks.pgd import PGD
 from tempered.config import ConfigError, attacked_models, load_config, model_config
 from tempered.data.arrays import read_images
 from tempered.device import resolve_device, seed_everything
@@ -29,26 +27,21 @@ from tempered.steps.core import load_model
 log = logging.getLogger(__name__)
 
 TARGETED = ("jsma", "jsma_known_t", "cw_l2")
-NORMS = {"jsma": "l0", "jsma_known_t": "l0", "fgsm": "linf", "pgd": "linf", "cw_l2": "l2"}
+# attacks.<name> -> the registered attack it runs (tempered.attacks.registry); each attack class names its norm.
+REGISTERED = {"jsma": "jsma", "jsma_known_t": "jsma", "fgsm": "fgsm", "pgd": "pgd", "cw_l2": "cw_l2"}
 NUM_CLASSES = 10
 
 
-def build_attack(name: str, cfg: dict, model_temperature: float, seed: int):
-    """The attack object for config attacks.<name>; jsma_known_t differentiates softmax(z/T_train). The
-    iterative ones show their iterations on stderr, under run_batched's bar over the attempts."""
-    if name == "jsma":
-        return JSMA(theta=cfg["theta"], gamma=cfg["gamma"], score="softmax", temperature=1.0, progress=True)
-    if name == "jsma_known_t":
-        return JSMA(theta=cfg["theta"], gamma=cfg["gamma"], score="softmax", temperature=model_temperature,
-                    progress=True)
-    if name == "fgsm":
-        return FGSM(eps=cfg["eps"])
-    if name == "pgd":
-        return PGD(eps=cfg["eps"], alpha=cfg["alpha"], steps=cfg["steps"], random_start=cfg["random_start"], seed=seed,
-                   progress=True)
-    if name == "cw_l2":
-        return CarliniWagnerL2(**{k: v for k, v in cfg.items() if k != "samples"}, progress=True)
-    raise ConfigError(f"unknown attack {name!r}; known: {', '.join(NORMS)}")
+def build_attack(name: str, cfg: dict, model_temperature: float, seed: int) -> Attack:
+    """The attack for config attacks.<name>, through the registry. jsma_known_t is JSMA told the student's training
+    T (it differentiates softmax(z/T_train)); PGD's random start is seeded by attacks.seed; attacks.<name>.samples
+    selects samples and is no attack parameter. The iterative ones show their iterations on stderr, under
+    run_batched's bar over the attempts."""
+    if name not in REGISTERED:
+        raise ConfigError(f"unknown attack {name!r}; known: {', '.join(REGISTERED)}")
+    settings = {"jsma_known_t": {"temperature": model_temperature}, "pgd": {"seed": seed}}.get(name, {})
+    params = {k: v for k, v in cfg.items() if k != "samples"}
+    return registry.build_attack(REGISTERED[name], params, progress=True, **settings)
 
 
 def attack_sample_indices(n_test: int, samples: int, seed: int) -> np.ndarray:
@@ -89,8 +82,7 @@ def run_batched(attack, model, x, labels, target, batch_size: int, desc: str) ->
             parts.append(attack.attack(model, x[start:end], labels[start:end],
                                        None if target is None else target[start:end]))
             bar.update(len(parts[-1].success))
-    return AttackResult(x_adv=torch.cat([p.x_adv for p in parts]), success=torch.cat([p.success for p in parts]),
-                        distortion=torch.cat([p.distortion for p in parts]), norm=parts[0].norm)
+    return concatenate(parts)
 
 
 def attack_summary(result: AttackResult, x: torch.Tensor, clean_correct: torch.Tensor,
@@ -246,7 +238,7 @@ def register(add_step) -> None:
     p = add_step("attack", lambda a: attack_step(a.config, a.attack, a.model, a.seed, Path(a.checkpoint),
                                                  Path(a.images), Path(a.out), Path(a.metrics)),
                  "run one attack on one model (base or distilled student) for one seed")
-    p.add_argument("--attack", required=True, choices=sorted(NORMS))
+    p.add_argument("--attack", required=True, choices=sorted(REGISTERED))
     p.add_argument("--model", required=True)
     p.add_argument("--seed", required=True, type=int)
     for name in ("checkpoint", "images", "out", "metrics"):

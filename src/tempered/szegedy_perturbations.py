@@ -1,0 +1,33 @@
+"""The non-adversarial rows of Szegedy et al. 2014's Tables 2 and 4: Gaussian noise of a given sigma, and
+adversarial perturbations magnified to a given distortion. Distortion is theirs (attacks.common.rms_distortion)."""
+
+from __future__ import annotations
+
+import torch
+
+from tempered.attacks.common import rms_distortion
+
+
+def magnify(x: torch.Tensor, x_adv: torch.Tensor, target_distortion: float) -> torch.Tensor:
+    """Scale each perturbation x_adv - x to the given distortion (Table 4, "magnified to 0.1"), then clip to [0, 1].
+
+    The clip can only shorten the perturbation, so the result's distortion is at most target_distortion; measure
+    it with `rms_distortion` when reporting. Samples with no perturbation are returned unchanged.
+    """
+    current = rms_distortion(x, x_adv)
+    scale = torch.where(current > 0, target_distortion / current.clamp_min(torch.finfo(current.dtype).tiny), 0.0)
+    scale = scale.view(-1, *([1] * (x.dim() - 1)))
+    return (x + scale * (x_adv - x)).clamp(0.0, 1.0)
+
+
+def gaussian_noise(x: torch.Tensor, sigma: float, generator: torch.Generator, clip: bool = False) -> torch.Tensor:
+    """x plus N(0, sigma^2) noise per pixel: the Gaussian rows of Tables 2 and 4.
+
+    The paper does not clip: its tables give each row's distortion as exactly sigma, which only unclipped noise
+    has (its expected distortion is sigma). Clipping to [0, 1] halves the noise on MNIST's black background
+    (~80% of the pixels are 0, and only their positive draws survive), so a clipped row is a different,
+    weaker and brighter, perturbation: clip=True gives it, for comparison.
+    """
+    noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
+    noisy = x + sigma * noise
+    return noisy.clamp(0.0, 1.0) if clip else noisy

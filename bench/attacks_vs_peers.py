@@ -34,7 +34,7 @@ from tempered.config import REPO_ROOT, load_config  # noqa: E402
 from tempered.data.arrays import read_images, subset  # noqa: E402
 from tempered.device import seed_everything  # noqa: E402
 from tempered.models import build_model  # noqa: E402
-from tempered.training import train_classifier  # noqa: E402
+from tempered.training.methods import train_classifier  # noqa: E402
 
 CAVEATS = {
     "jsma/torchattacks": "pairwise map like ours, but one sample at a time with a 10-row Jacobian; budget "

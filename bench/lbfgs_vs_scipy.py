@@ -21,9 +21,10 @@ from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from tempered.attacks.lbfgs import adversarial_objective, lbfgs_attack, random_other_targets  # noqa: E402
+from tempered.attacks.common import random_other_targets  # noqa: E402
+from tempered.attacks.lbfgs import adversarial_objective, lbfgs_attack  # noqa: E402
 from tempered.models.szegedy import SigmoidMLP  # noqa: E402
-from tempered.training import train_classifier  # noqa: E402
+from tempered.training.methods import train_classifier  # noqa: E402
 
 SGD = {"name": "sgd", "lr": 0.5, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
 

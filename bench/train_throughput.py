@@ -24,7 +24,7 @@ from tempered.config import REPO_ROOT, load_config  # noqa: E402
 from tempered.data.arrays import read_images, subset  # noqa: E402
 from tempered.data.split import make_split  # noqa: E402
 from tempered.models import build_model  # noqa: E402
-from tempered.training import train_classifier  # noqa: E402
+from tempered.training.methods import train_classifier  # noqa: E402
 
 
 def plain_pytorch(model_cfg, x, y, batch_size: int) -> None:

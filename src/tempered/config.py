@@ -26,6 +26,15 @@ SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 PRESETS_DIR = REPO_ROOT / "workflow" / "presets"
 MNIST_TRAIN_SIZE = 60_000
 
+# The training methods a model names (models.<name>.method, an enum in the schema), each with the settings section
+# it requires and no other method takes; convex_lbfgs's settings are its optimizer (name lbfgs).
+METHOD_SECTIONS = {"cross_entropy": None, "learned_confidence": "learned_confidence", "madry_pgd": "pgd_training",
+                   "szegedy_pools": "adversarial_training", "sparse_autoencoder": "autoencoder",
+                   "convex_lbfgs": None}
+# Architectures only one method can train, and that method trains no other: a confidence_cnn returns (logits, c),
+# ae400_10's frozen autoencoder is pre-trained first.
+METHOD_ARCHITECTURES = {"learned_confidence": "confidence_cnn", "sparse_autoencoder": "ae400_10"}
+
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the file or key and what was expected."""
@@ -138,6 +147,7 @@ def _check_semantics(config: Mapping[str, Any], source: str) -> None:
     if base not in config["models"]:
         raise ConfigError(f"invalid configuration ({source}):\n- distillation.base_model: {base!r} is not a model "
                           f"defined under 'models' ({', '.join(sorted(config['models']))})")
+    _check_methods(config, source)
     _check_temperature_names(config, source)
     _check_membership(config, source)
     val = config["split"]["validation_size"]
@@ -146,6 +156,45 @@ def _check_semantics(config: Mapping[str, Any], source: str) -> None:
             f"invalid configuration ({source}):\n- split.validation_size: {val} must be smaller than "
             f"the MNIST training set ({MNIST_TRAIN_SIZE})"
         )
+
+
+def _method_problems(name: str, mcfg: Mapping[str, Any]) -> list[str]:
+    """What is wrong with model `name`'s settings for its method: a missing or foreign settings section, an
+    optimizer, temperature or architecture the method cannot train."""
+    method = mcfg["method"]
+    problems = []
+    section = METHOD_SECTIONS[method]
+    if section is not None and section not in mcfg:
+        problems.append(f"models.{name}: method {method} needs its settings section '{section}'")
+    problems += [f"models.{name}.{other}: settings of method {owner}, but the model's method is {method} (remove "
+                 f"'{other}', or set method: {owner})"
+                 for owner, other in METHOD_SECTIONS.items() if other is not None and owner != method and other in mcfg]
+    optimizer = mcfg["optimizer"]["name"]
+    if (method == "convex_lbfgs") != (optimizer == "lbfgs"):
+        problems.append(f"models.{name}.optimizer.name: method {method} needs optimizer "
+                        f"{'lbfgs (full-batch L-BFGS)' if method == 'convex_lbfgs' else 'sgd (minibatch SGD)'}, "
+                        f"got {optimizer}")
+    if method == "convex_lbfgs" and mcfg["temperature"] != 1.0:
+        problems.append(f"models.{name}.temperature: method convex_lbfgs trains on the cross-entropy at T=1, got "
+                        f"{mcfg['temperature']:g}")
+    for owner, architecture in METHOD_ARCHITECTURES.items():
+        if (method == owner) != (mcfg["architecture"] == architecture):
+            problems.append(f"models.{name}.method: architecture {architecture} trains by method {owner} only, and "
+                            f"that method trains no other architecture; got architecture {mcfg['architecture']} "
+                            f"with method {method}")
+    return problems
+
+
+def _check_methods(config: Mapping[str, Any], source: str) -> None:
+    """Each model's settings fit its method; the distillation base model's students train on soft labels, which
+    only cross_entropy takes."""
+    problems = [p for name, mcfg in config["models"].items() for p in _method_problems(name, mcfg)]
+    base = config["distillation"]["base_model"]
+    if config["models"][base]["method"] != "cross_entropy":
+        problems.append(f"distillation.base_model: {base!r} trains by method {config['models'][base]['method']}; "
+                        f"its students train on their teacher's soft labels, which only method cross_entropy takes")
+    if problems:
+        raise ConfigError(f"invalid configuration ({source}):\n" + "\n".join(f"- {p}" for p in problems))
 
 
 def _check_temperature_names(config: Mapping[str, Any], source: str) -> None:
@@ -229,7 +278,7 @@ def membership_model_names(config: Mapping[str, Any]) -> list[str]:
 
 def robust_membership_model(config: Mapping[str, Any]) -> str | None:
     """The first of membership.models trained with PGD (Song et al. 2019's robust model), if any."""
-    return next((m for m in config["membership"]["models"] if "pgd_training" in config["models"][m]), None)
+    return next((m for m in config["membership"]["models"] if config["models"][m]["method"] == "madry_pgd"), None)
 
 
 def membership_targets(config: Mapping[str, Any]) -> list[str]:

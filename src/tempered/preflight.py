@@ -118,7 +118,7 @@ def cnn_sample_epochs(config: Mapping[str, Any], model: str) -> float:
     settings = model_config(config, model)
     if settings["architecture"] not in CNN_ARCHITECTURES:
         return 0.0
-    passes = 1 + settings["pgd_training"]["steps"] if "pgd_training" in settings else 1
+    passes = 1 + settings["pgd_training"]["steps"] if settings["method"] == "madry_pgd" else 1
     return float(settings["epochs"] * training_set_size(config, model) * passes)
 
 

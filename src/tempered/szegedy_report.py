@@ -131,7 +131,7 @@ def transfer_table(config, group: str, transfer: Sequence[dict], attack_metrics,
 
 def regulariser(mcfg: Mapping[str, Any]) -> str:
     """Section 4.3's comparison: the weight decay every Szegedy net has, plus dropout or the adversarial pool."""
-    if "adversarial_training" in mcfg:
+    if mcfg["method"] == "szegedy_pools":
         return "adversarial pool"
     return "dropout" if mcfg["dropout"] > 0 else "weight decay"
 
@@ -195,7 +195,7 @@ def notes(config) -> str:
              if cfg["gaussian"]["clip"] else "not clipped, as in the paper (its distortion column is sigma)")
     models = list(dict.fromkeys(m for g in ("cross_model", "cross_training_set", "adversarial_training")
                                 for m in cfg[g]))
-    lbfgs = [m for m in models if config["models"][m]["optimizer"]["name"] == "lbfgs"]
+    lbfgs = [m for m in models if config["models"][m]["method"] == "convex_lbfgs"]
     training = (f"{', '.join(lbfgs)} trained as the paper did, by full-batch L-BFGS to the optimum of their convex "
                 f"objective (max |gradient| <= models.<name>.optimizer.tolerance_grad; each history.csv ends with the "
                 f"objective and gradient reached); the others by minibatch SGD." if lbfgs else

@@ -1,21 +1,20 @@
-"""Adversarial training with refreshed pools (tempered.adversarial_training; Szegedy et al. 2014, section 4.3)."""
+"""Adversarial training with refreshed pools (tempered.training.szegedy_pools; Szegedy et al. 2014, section 4.3)."""
 
 import numpy as np
 import pytest
 import torch
 
-from tempered import adversarial_training
-from tempered.adversarial_training import (
+from tempered.models.szegedy import SigmoidMLP, SoftmaxRegression
+from tempered.training import szegedy_pools
+from tempered.training.methods import train_classifier, train_with_adversarial_pool
+from tempered.training.szegedy_pools import (
     AdversarialPool,
     layer_output,
     mixed_batch_loss,
     network_above,
     pool_layers,
     refresh_pool,
-    train_with_adversarial_pool,
 )
-from tempered.models.szegedy import SigmoidMLP, SoftmaxRegression
-from tempered.training import train_classifier
 
 SGD = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
 ATTACK = {"initial_c": 0.1, "search_steps": 4, "c_factor": 10.0, "max_iter": 30}
@@ -109,7 +108,7 @@ def per_layer_run(digits):
     torch.set_num_threads(1)
     model = tiny_mlp()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(adversarial_training, "AdversarialPool", RecordedPool)
+        patch.setattr(szegedy_pools, "AdversarialPool", RecordedPool)
         history = train_with_adversarial_pool(
             model, x[:300], y[:300], epochs=1, batch_size=50, optimizer_cfg=SGD,
             generator=torch.Generator().manual_seed(0), device=CPU, pool_size=100, refresh_every=2, refresh_size=8,

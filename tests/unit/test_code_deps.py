@@ -28,7 +28,7 @@ def test_a_figure_module_belongs_only_to_the_steps_that_draw_with_it():
         return {step for step in code_deps.stage_of_step() if path in code_deps.step_files(step)}
 
     assert readers("src/tempered/figures_ood.py") == {"ood", "ood-report"}
-    trainers = readers("src/tempered/convex_training.py")
+    trainers = readers("src/tempered/training/convex.py")
     assert "train" in trainers and not trainers & {"ood-report", "calibration-report", "report", "summarize"}
 
 

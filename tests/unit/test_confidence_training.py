@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from tempered.confidence_training import train_confidence_classifier
 from tempered.config import ConfigError, validate_config
 from tempered.learned_confidence import BUDGET
 from tempered.models import build_model
 from tempered.models.confidence_cnn import ConfidenceCNN
-from tempered.training import predict_logits
+from tempered.training.inference import predict_logits
+from tempered.training.methods import train_confidence_classifier
 
 SGD = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
 
@@ -121,7 +121,7 @@ def test_learned_confidence_settings_belong_to_the_confidence_architecture_only(
 
 
 def test_train_step_trains_the_confidence_model_on_real_digits(tmp_path, mnist_arrays):
-    """The CLI train step dispatches on the architecture; the history records lambda and L_c."""
+    """The CLI train step dispatches on the method (learned_confidence); the history records lambda and L_c."""
     import pandas as pd
     import yaml
 

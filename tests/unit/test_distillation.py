@@ -11,7 +11,8 @@ from tempered.artifacts import ArtifactError, write_arrays
 from tempered.config import ConfigError, all_model_names, model_config, validate_config
 from tempered.step_params import config_slice, step_config_keys
 from tempered.steps.core import _read_soft_labels
-from tempered.training import soft_labels, train_classifier
+from tempered.training.inference import soft_labels
+from tempered.training.methods import train_classifier
 
 
 def test_student_trained_on_soft_labels_reproduces_the_teachers_probabilities():

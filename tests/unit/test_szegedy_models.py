@@ -1,10 +1,9 @@
-"""Szegedy et al. 2014 MNIST models (tempered.models.szegedy) and AE pre-training (tempered.autoencoder)."""
+"""Szegedy et al. 2014 MNIST models (tempered.models.szegedy) and their training: AE pre-training and full-batch
+L-BFGS (tempered.training)."""
 
 import pytest
 import torch
 
-from tempered.autoencoder import pretrain_autoencoder, sparse_autoencoder_loss
-from tempered.convex_training import full_batch_objective, train_full_batch_lbfgs
 from tempered.models import build_model
 from tempered.models.szegedy import (
     SZEGEDY_ARCHITECTURES,
@@ -13,7 +12,9 @@ from tempered.models.szegedy import (
     SoftmaxRegression,
     SparseAutoencoder,
 )
-from tempered.training import train_classifier
+from tempered.training.convex import full_batch_objective, train_full_batch_lbfgs
+from tempered.training.methods import pretrain_autoencoder, train_classifier
+from tempered.training.objectives import sparse_autoencoder_loss
 
 SGD = {"name": "sgd", "lr": 0.5, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
 

@@ -13,13 +13,14 @@ import torch
 import yaml
 
 from tempered.artifacts import read_arrays, read_checkpoint, read_json, write_arrays
-from tempered.attacks.lbfgs import distortion, magnify
+from tempered.attacks.common import rms_distortion
 from tempered.cli import main
 from tempered.config import REPO_ROOT, ConfigError, load_config
 from tempered.data.split import make_split, source_array
 from tempered.models import build_model
 from tempered.szegedy_groups import szegedy_groups
-from tempered.training import train_classifier
+from tempered.szegedy_perturbations import magnify
+from tempered.training.methods import train_classifier
 
 TINY = {"epochs": 4, "limit_train": 1000, "batch_size": 32}
 PRESET = {
@@ -188,9 +189,9 @@ def test_magnified_sets_have_the_requested_distortion_up_to_clipping(stage, mnis
     x = torch.from_numpy(source[arrays["sample_index"]].astype(np.float32) / 255.0).unsqueeze(1)[ok]
     x_adv = torch.from_numpy(arrays["x_adv"][ok])
     big = magnify(x, x_adv, target)
-    achieved = distortion(x, big)
+    achieved = rms_distortion(x, big)
     assert torch.all(achieved <= target + 1e-5)
-    scaled = x + (x_adv - x) * (target / distortion(x, x_adv)).view(-1, 1, 1, 1)
+    scaled = x + (x_adv - x) * (target / rms_distortion(x, x_adv)).view(-1, 1, 1, 1)
     exact = ((scaled >= 0) & (scaled <= 1)).flatten(1).all(1)  # samples the clip leaves alone
     clipped = ~exact
     assert torch.all(achieved[clipped] < target)

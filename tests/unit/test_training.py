@@ -6,7 +6,8 @@ from tempered.data.arrays import subset
 from tempered.data.split import make_split
 from tempered.device import seed_everything
 from tempered.models import build_model
-from tempered.training import classification_metrics, predict_logits, train_classifier
+from tempered.training.inference import classification_metrics, predict_logits
+from tempered.training.methods import train_classifier
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_predict_logits_is_batch_size_invariant_and_in_eval_mode(cnn_cfg, small_
 
 
 def test_pgd_perturbation_stays_in_the_ball_and_restores_the_mode(cnn_cfg, small_data):
-    from tempered.pgd_training import pgd_perturbation
+    from tempered.training.madry_pgd import pgd_perturbation
 
     (x, y), _ = small_data
     model = build_model(cnn_cfg).train()

@@ -8,10 +8,10 @@ import pytest
 import torch
 import yaml
 
-from tempered.artifacts import ArtifactError, read_checkpoint, write_arrays
+from tempered.artifacts import ArtifactError, read_checkpoint
 from tempered.config import REPO_ROOT, ConfigError, load_config, training_twins
-from tempered.data.split import make_split
 from tempered.steps.core import load_model, reuse_training_step, train_step
+from tests.unit.tiny_inputs import write_digits_and_split
 
 
 def test_the_teacher_at_t1_is_the_base_cnn_and_each_sizes_membership_copy_too(repo_config):
@@ -35,9 +35,7 @@ def test_a_setting_that_tells_them_apart_ends_the_twinship(repo_config):
 def tiny_run(tmp_path_factory, mnist_arrays):
     """cnn and teacher_T1 each trained for real, one short epoch on 256 digits."""
     place = tmp_path_factory.mktemp("twins")
-    images, split = place / "mnist.npz", place / "split.npz"
-    write_arrays(images, mnist_arrays)
-    write_arrays(split, make_split(5000, 0))
+    images, split = write_digits_and_split(place, mnist_arrays)
     preset = place / "tiny.yaml"
     preset.write_text(yaml.safe_dump({"models": {"cnn": {"epochs": 1, "limit_train": 256}},
                                       "evaluation": {"limit_eval": 100}}))

@@ -1,10 +1,12 @@
-"""Inputs small enough for a real step to run in seconds: an untrained CNN checkpoint and random digits."""
+"""Inputs small enough for a real step to run in seconds: an untrained CNN checkpoint and random digits, or real
+digits with the pipeline's split."""
 
 from pathlib import Path
 
 import numpy as np
 
 from tempered.artifacts import write_arrays, write_checkpoint
+from tempered.data.split import make_split
 from tempered.models import build_model
 
 
@@ -18,3 +20,11 @@ def write_tiny_cnn_and_digits(place: Path, cnn_config: dict) -> tuple[Path, Path
         "x_test": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), "y_test": np.arange(20, dtype=np.uint8) % 10,
     })
     return place / "model.pt", place / "mnist.npz"
+
+
+def write_digits_and_split(place: Path, arrays: dict[str, np.ndarray]) -> tuple[Path, Path]:
+    """mnist.npz (the given arrays) and split.npz (the pipeline's split: 5,000 held out, seed 0) in `place`: the
+    inputs of a real train step."""
+    write_arrays(place / "mnist.npz", arrays)
+    write_arrays(place / "split.npz", make_split(5000, 0))
+    return place / "mnist.npz", place / "split.npz"

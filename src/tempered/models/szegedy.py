@@ -2,12 +2,13 @@
 
 FC10(lambda) is softmax regression on the 784 pixels; FC100-100-10, FC200-200-10 and FC123-456-10 have two sigmoid
 hidden layers and a softmax layer; AE400-10 is a softmax layer on the code of a sparse sigmoid autoencoder with
-400 hidden units that was trained without labels and then frozen (its training is tempered.autoencoder). Inputs
+400 hidden units that was trained without labels and then frozen (its training is
+tempered.training.methods.pretrain_autoencoder). Inputs
 are (N, 1, 28, 28) in [0, 1], flattened; every model returns logits.
 
 Weight decay. The paper writes the penalty as lambda * sum(w_i^2) / k with k "the number of units in the layer".
 Read with k the layer's output units it was measured too weak: FC10 trained to its optimum (full-batch L-BFGS,
-tempered.convex_training) gave 15.6% / 14.6% train / test error at lambda 1 (paper 21.2% / 20%) and 8.3% / 8.2% at
+tempered.training.convex) gave 15.6% / 14.6% train / test error at lambda 1 (paper 21.2% / 20%) and 8.3% / 8.2% at
 1e-2 (paper 10% / 9.4%). Of the readings the text allows (lambda times the per-layer sum, half of it, /k by output
 or input units, the mean over weights; biases decayed or not), one fits all three FC10 rows: lambda as the rate of
 the decay step p <- p - lr * lambda * p on every parameter of the layer, i.e. the penalty lambda / 2 * sum(p^2)
@@ -115,7 +116,7 @@ class AutoencoderClassifier(nn.Module):
     """AE400-10: a softmax layer on the code of a frozen sparse autoencoder (Table 1, softmax decay 1e-6).
 
     The autoencoder's parameters have requires_grad False, so training updates only the softmax layer; pass an
-    already pre-trained autoencoder, or pre-train `model.autoencoder` (tempered.autoencoder.pretrain_autoencoder)
+    already pre-trained autoencoder, or pre-train `model.autoencoder` (tempered.training.methods.pretrain_autoencoder)
     before training the classifier. The autoencoder is a submodule, so checkpoints hold the whole AE400-10.
     """
 

@@ -129,7 +129,7 @@ def score_batches(score: Score, model: nn.Module, x: torch.Tensor, batch_size: i
                   **kwargs) -> torch.Tensor:
     """score(model, batch, **kwargs) over x in chunks of batch_size on device; the (N,) result on the CPU.
 
-    Sets eval mode (dropout off), like tempered.training.predict_logits.
+    Sets eval mode (dropout off), like tempered.training.inference.predict_logits.
     """
     model.eval()
     out = [score(model, x[start:start + batch_size].to(device), **kwargs).float().cpu()

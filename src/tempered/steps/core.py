@@ -9,6 +9,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +30,14 @@ from tempered.artifacts import (
     write_metrics,
     write_table,
 )
-from tempered.config import ConfigError, load_config, model_config, training_twins
+from tempered.config import ConfigError, load_config, model_config, model_config_key, training_twins
 from tempered.data.arrays import read_images, subset
 from tempered.data.sources import fetch_dataset
 from tempered.data.split import HELD_OUT, describe_split, make_split, monitor_set
 from tempered.device import resolve_device, seed_everything
 from tempered.models import build_model
 from tempered.provenance import provenance
-from tempered.training import classification_metrics, predict_logits, soft_labels, train_classifier
+from tempered.training.inference import classification_metrics, predict_logits, soft_labels
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,90 @@ def _data_digests(*paths: Path) -> dict[str, str]:
     return {path.name: sha256_file(path) for path in paths}
 
 
+@dataclass(frozen=True)
+class TrainingRun:
+    """One model's training as train_step reads it: its settings, data and where it runs."""
+
+    mcfg: dict
+    x: torch.Tensor
+    y: torch.Tensor
+    soft_targets: torch.Tensor | None
+    generator: torch.Generator
+    device: torch.device
+    channels_last: bool
+    monitor: tuple[torch.Tensor, torch.Tensor]
+    monitor_name: str
+    settings_key: str  # where the settings live in the config (models.<name>), for error messages
+
+    def minibatch_args(self) -> dict:
+        """What every minibatch method takes: the epochs, the SGD settings and the loop's monitor."""
+        return {"epochs": self.mcfg["epochs"], "batch_size": self.mcfg["batch_size"],
+                "optimizer_cfg": self.mcfg["optimizer"], "generator": self.generator, "device": self.device,
+                "monitor": self.monitor, "monitor_name": self.monitor_name,
+                "lr_key": f"{self.settings_key}.optimizer.lr"}
+
+
+def _cross_entropy(model, run: TrainingRun, perturb=None) -> list[dict]:
+    from tempered.training.methods import train_classifier
+
+    return train_classifier(model, run.x, run.y, temperature=run.mcfg["temperature"],
+                            channels_last=run.channels_last, soft_targets=run.soft_targets, perturb=perturb,
+                            **run.minibatch_args())
+
+
+def _learned_confidence(model, run: TrainingRun) -> list[dict]:
+    from tempered.training.methods import train_confidence_classifier
+
+    settings = run.mcfg["learned_confidence"]
+    return train_confidence_classifier(model, run.x, run.y, lambda_init=settings["lambda_init"],
+                                       budget=settings["budget"], temperature=run.mcfg["temperature"],
+                                       channels_last=run.channels_last, **run.minibatch_args())
+
+
+def _madry_pgd(model, run: TrainingRun) -> list[dict]:
+    from tempered.training.madry_pgd import pgd_perturbation
+
+    batches = -(-len(run.x) // run.mcfg["batch_size"])
+    return _cross_entropy(model, run, pgd_perturbation(run.mcfg["pgd_training"], run.mcfg["temperature"],
+                                                       run.generator, batches))
+
+
+def _szegedy_pools(model, run: TrainingRun) -> list[dict]:
+    from tempered.training.methods import train_with_adversarial_pool
+
+    return train_with_adversarial_pool(model, run.x, run.y, **run.minibatch_args(),
+                                       **run.mcfg["adversarial_training"])
+
+
+def _sparse_autoencoder(model, run: TrainingRun) -> list[dict]:
+    """Szegedy et al. 2014, Table 1: the sparse autoencoder learns without labels first, then stays frozen under
+    the softmax layer, which trains by cross-entropy. The history is the softmax layer's."""
+    from tempered.training.methods import pretrain_autoencoder
+
+    pretrain_autoencoder(model.autoencoder, run.x, generator=run.generator, device=run.device,
+                         lr_key=f"{run.settings_key}.autoencoder.lr", **run.mcfg["autoencoder"])
+    return _cross_entropy(model, run)
+
+
+def _convex_lbfgs(model, run: TrainingRun) -> list[dict]:
+    """Szegedy et al. 2014 trained with L-BFGS; for a convex objective (FC10) that reaches the optimum."""
+    from tempered.training.convex import train_full_batch_lbfgs
+
+    opt = run.mcfg["optimizer"]
+    return train_full_batch_lbfgs(model, run.x, run.y, max_iter=opt["max_iter"], tolerance_grad=opt["tolerance_grad"],
+                                  history_size=opt["history_size"], device=run.device, monitor=run.monitor,
+                                  monitor_name=run.monitor_name)
+
+
+def training_method(method: str):
+    """models.<name>.method -> the function that trains by it (tempered.config.METHOD_SECTIONS: the settings each
+    takes). The table is built on call: at module level it would make every step of this stage, fetch and split
+    included, depend on the training code (tempered.code_deps follows what module-level statements name)."""
+    return {"cross_entropy": _cross_entropy, "learned_confidence": _learned_confidence, "madry_pgd": _madry_pgd,
+            "szegedy_pools": _szegedy_pools, "sparse_autoencoder": _sparse_autoencoder,
+            "convex_lbfgs": _convex_lbfgs}[method]
+
+
 def train_step(config_files: Sequence[str], model_name: str, seed: int, images_path: Path, split_path: Path,
                checkpoint: Path, history_path: Path, soft_labels_path: Path | None = None) -> None:
     config = load_config(config_files)
@@ -91,64 +176,13 @@ def train_step(config_files: Sequence[str], model_name: str, seed: int, images_p
         targets = _read_soft_labels(soft_labels_path, mcfg, y)
     monitor_name, monitor_limit = monitor_set(mcfg["train_set"], config["evaluation"]["limit_eval"])
     monitor = subset(images, split, monitor_name, monitor_limit)
-    log.info("training %s (seed %d) on %s: %d samples, %d epochs, T=%g, device %s", model_name, seed,
-             mcfg["train_set"], len(x), mcfg["epochs"], mcfg["temperature"], device)
+    log.info("training %s (seed %d) by %s on %s: %d samples, %d epochs, T=%g, device %s", model_name, seed,
+             mcfg["method"], mcfg["train_set"], len(x), mcfg["epochs"], mcfg["temperature"], device)
     model = build_model(mcfg)
-    if mcfg["architecture"] == "ae400_10":
-        # Szegedy et al. 2014, Table 1: the sparse autoencoder learns without labels first, then stays frozen.
-        from tempered.autoencoder import pretrain_autoencoder
-
-        if "autoencoder" not in mcfg:
-            raise ConfigError(f"models.{model_name}: architecture ae400_10 needs an 'autoencoder' section")
-        pretrain_autoencoder(model.autoencoder, x, generator=generator, device=device, **mcfg["autoencoder"])
-    if "pgd_training" in mcfg and (targets is not None or "adversarial_training" in mcfg
-                                   or mcfg["architecture"] == "confidence_cnn"):
-        raise ConfigError(f"model {model_name!r}: pgd_training needs a plain classifier on labels")
-    if "adversarial_training" in mcfg:
-        from tempered.adversarial_training import train_with_adversarial_pool
-
-        if targets is not None or mcfg["architecture"] == "confidence_cnn":
-            raise ConfigError(f"models.{model_name}: adversarial_training needs a plain classifier on labels")
-        history = train_with_adversarial_pool(
-            model, x, y, epochs=mcfg["epochs"], batch_size=mcfg["batch_size"], optimizer_cfg=mcfg["optimizer"],
-            generator=generator, device=device, monitor=monitor, monitor_name=monitor_name,
-            **mcfg["adversarial_training"],
-        )
-    elif mcfg["architecture"] == "confidence_cnn":
-        from tempered.confidence_training import train_confidence_classifier
-
-        if targets is not None:
-            raise ConfigError(f"model {model_name!r}: a learned-confidence model cannot be a distillation student")
-        history = train_confidence_classifier(
-            model, x, y, epochs=mcfg["epochs"], batch_size=mcfg["batch_size"], optimizer_cfg=mcfg["optimizer"],
-            generator=generator, device=device, lambda_init=mcfg["learned_confidence"]["lambda_init"],
-            budget=mcfg["learned_confidence"]["budget"], temperature=mcfg["temperature"],
-            channels_last=compute["channels_last"], monitor=monitor, monitor_name=monitor_name,
-        )
-    elif mcfg["optimizer"]["name"] == "lbfgs":
-        # Szegedy et al. 2014 trained with L-BFGS; for a convex objective (FC10) that reaches the optimum.
-        from tempered.convex_training import train_full_batch_lbfgs
-
-        if targets is not None or "pgd_training" in mcfg or mcfg["temperature"] != 1.0:
-            raise ConfigError(f"models.{model_name}: optimizer lbfgs trains a plain classifier on labels at T=1")
-        opt = mcfg["optimizer"]
-        history = train_full_batch_lbfgs(
-            model, x, y, max_iter=opt["max_iter"], tolerance_grad=opt["tolerance_grad"],
-            history_size=opt["history_size"], device=device, monitor=monitor, monitor_name=monitor_name,
-        )
-    else:
-        perturb = None
-        if "pgd_training" in mcfg:
-            from tempered.pgd_training import pgd_perturbation
-
-            batches = -(-len(x) // mcfg["batch_size"])
-            perturb = pgd_perturbation(mcfg["pgd_training"], mcfg["temperature"], generator, batches)
-        history = train_classifier(
-            model, x, y, epochs=mcfg["epochs"], batch_size=mcfg["batch_size"], optimizer_cfg=mcfg["optimizer"],
-            temperature=mcfg["temperature"], generator=generator, device=device,
-            channels_last=compute["channels_last"], monitor=monitor, monitor_name=monitor_name, soft_targets=targets,
-            perturb=perturb,
-        )
+    run = TrainingRun(mcfg=mcfg, x=x, y=y, soft_targets=targets, generator=generator, device=device,
+                      channels_last=compute["channels_last"], monitor=monitor, monitor_name=monitor_name,
+                      settings_key=model_config_key(config, model_name))
+    history = training_method(mcfg["method"])(model, run)
     inputs = [images_path, split_path] + ([soft_labels_path] if soft_labels_path else [])
     meta = {"model": model_name, "model_config": mcfg, "train_size": len(x),
             "provenance": provenance(mcfg, seed=seed, device=device, data_digests=_data_digests(*inputs))}

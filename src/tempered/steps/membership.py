@@ -43,7 +43,7 @@ from tempered.privacy.evaluation import Bootstrap, Logits, attack_target, metric
 from tempered.privacy.roles import shadow_roles, target_roles
 from tempered.provenance import provenance
 from tempered.steps.core import load_model
-from tempered.training import predict_logits
+from tempered.training.inference import predict_logits
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def _target_summary(members: Logits, nonmembers: Logits, temperature: float, mcf
     train_acc = float((members.logits.argmax(1) == members.labels).double().mean())
     before = calibration_metrics(nonmembers.logits, nonmembers.labels, 1.0, n_bins)
     summary = {"train_size": size, "training_temperature": mcfg["temperature"],
-               "robust_training": "pgd_training" in mcfg or "adversarial_training" in mcfg,
+               "robust_training": mcfg["method"] in ("madry_pgd", "szegedy_pools"),
                "train_accuracy": train_acc, "test_accuracy": before["accuracy"],
                "generalization_gap": train_acc - before["accuracy"], "ece": before["ece"], "nll": before["nll"]}
     # Where T has no finite optimum there is nothing to scale by: the keys are omitted (not measured), not NaN.

@@ -56,7 +56,7 @@ from tempered.ood.protocol import (
 from tempered.ood.tuning import best_grid_point, confidence_grid, odin_grid
 from tempered.provenance import provenance
 from tempered.tables import markdown_table
-from tempered.training import predict_logits
+from tempered.training.inference import predict_logits
 
 log = logging.getLogger(__name__)
 

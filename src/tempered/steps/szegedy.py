@@ -30,7 +30,8 @@ from tempered.artifacts import (
     write_arrays,
     write_metrics,
 )
-from tempered.attacks.lbfgs import distortion, gaussian_noise, lbfgs_attack, magnify, random_other_targets
+from tempered.attacks.common import concatenate, random_other_targets, rms_distortion
+from tempered.attacks.registry import build_attack
 from tempered.config import ConfigError, load_config, model_config
 from tempered.data.arrays import read_images, subset
 from tempered.data.split import source_array
@@ -38,7 +39,8 @@ from tempered.device import resolve_device, seed_everything
 from tempered.provenance import provenance
 from tempered.steps.core import load_model
 from tempered.szegedy_groups import TRANSFER_GROUPS, szegedy_groups
-from tempered.training import classification_metrics, predict_logits
+from tempered.szegedy_perturbations import gaussian_noise, magnify
+from tempered.training.inference import classification_metrics, predict_logits
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +123,17 @@ def lbfgs_attack_step(config_files: Sequence[str], model_name: str, seed: int, c
     model.to(device)
     images = read_images(images_path)
     index, x, labels, targets = attack_samples(images, read_arrays(split_path), sample_set, limit, cfg)
+    attack = build_attack("lbfgs", cfg["lbfgs"], progress=True)
     parts = []
     for start in range(0, len(x), cfg["batch_size"]):
         end = start + cfg["batch_size"]
-        parts.append(lbfgs_attack(model, x[start:end].to(device), targets[start:end].to(device), progress=True,
-                                  **cfg["lbfgs"]))
-    success = torch.cat([p.success for p in parts]).cpu()
-    dist = torch.cat([p.distortion for p in parts]).cpu()
-    x_adv = torch.cat([p.x_adv for p in parts]).cpu()
+        parts.append(attack.attack(model, x[start:end].to(device), labels[start:end].to(device),
+                                   targets[start:end].to(device)))
+    result = concatenate(parts)
+    success = result.success.cpu()
+    # NaN where the attack failed, as the saved sets have always had it: no reader can average a failure in.
+    dist = result.distortion.masked_fill(~result.success, float("nan")).cpu()
+    x_adv = result.x_adv.cpu()
     with torch.no_grad():
         clean_correct = predict_logits(model, x, 1000, device).argmax(1) == labels
     summary = {"sample_set": sample_set, "success_rate": success.float().mean().item(), "attempts": len(success),
@@ -141,7 +146,7 @@ def lbfgs_attack_step(config_files: Sequence[str], model_name: str, seed: int, c
         "provenance": provenance(cfg, seed=cfg["seed"], device=device,
                                  data_digests=_digests(checkpoint, images_path, split_path))})
     write_arrays(out, {"x_adv": x_adv.numpy(), "success": success.numpy(), "distortion": dist.numpy(),
-                       "c": torch.cat([p.c for p in parts]).cpu().numpy(), "sample_index": index,
+                       "c": result.extras["c"].cpu().numpy(), "sample_index": index,
                        "sample_set": np.array(sample_set),
                        "label": labels.numpy(), "target": targets.numpy(), "model": np.array(model_name),
                        "seed": np.int64(seed)})
@@ -176,12 +181,12 @@ def transfer_tables(models: Mapping[str, torch.nn.Module], adversarial: Mapping[
         if magnify_to is not None:
             x_big = magnify(x_clean[ok], x_adv, magnify_to)
             out["magnified"][made_for] = errors(models, x_big, labels[ok], device)
-            out["magnified_distortion"][made_for] = distortion(x_clean[ok], x_big).mean().item()
+            out["magnified_distortion"][made_for] = rms_distortion(x_clean[ok], x_big).mean().item()
     for i, sigma in enumerate(sigmas):
         noisy = gaussian_noise(x_clean, sigma, torch.Generator().manual_seed(noise_seed + i), clip=clip_noise)
         key = f"sigma_{sigma:g}"
         out["gaussian"][key] = errors(models, noisy, labels, device)
-        out["gaussian_distortion"][key] = distortion(x_clean, noisy).mean().item()
+        out["gaussian_distortion"][key] = rms_distortion(x_clean, noisy).mean().item()
         out["gaussian_sigma"][key] = sigma
     return out
 

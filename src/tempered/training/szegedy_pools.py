@@ -17,25 +17,23 @@ samples attacked towards random other classes against the current model; the suc
 true labels, enter the pool (appended until it holds `pool_size`, then replacing random entries). Every minibatch
 of clean samples gets `mix_size` random entries of every pool. The loss is the mean cross-entropy over the clean
 samples and all pool entries, each pool's entries through the network above its layer, plus the model's weight
-penalty, as tempered.training. With layers=("input",) this is input-level adversarial training alone.
+penalty, as cross-entropy training (tempered.training.objectives). With layers=("input",) this is input-level
+adversarial training alone. `SzegedyPools` is the hook (refresh, then mix into every minibatch);
+`PooledCrossEntropy` the objective the training loop (tempered.training.loop) minimises with it.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
-from tempered.attacks.lbfgs import lbfgs_attack, random_other_targets
+from tempered.attacks.common import random_other_targets
+from tempered.attacks.lbfgs import lbfgs_attack
 from tempered.models.szegedy import SigmoidMLP
-from tempered.training import classification_metrics, make_optimizer, predict_logits
-
-log = logging.getLogger(__name__)
 
 INPUT = "input"
 
@@ -163,89 +161,79 @@ def mixed_batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return total / max(count, 1), logits[:len(x)]
 
 
-def train_with_adversarial_pool(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    epochs: int,
-    batch_size: int,
-    optimizer_cfg: Mapping[str, Any],
-    generator: torch.Generator,
-    device: torch.device,
-    pool_size: int,
-    refresh_every: int,
-    refresh_size: int,
-    mix_size: int,
-    seed: int,
-    attack: Mapping[str, Any],
-    layers: Sequence[str] | None = None,
-    monitor: tuple[torch.Tensor, torch.Tensor] | None = None,
-    monitor_name: str = "heldout",
-) -> list[dict[str, float]]:
-    """Minibatch SGD on clean batches with pool examples mixed in; one row of metrics per epoch.
+class SzegedyPools:
+    """The hook: one AdversarialPool per layer in `layers`, refreshed every `refresh_every` minibatches with
+    `refresh_size` attacked training samples each, and `mix_size` entries of each drawn for every minibatch.
 
-    `layers` names the layers that keep a pool (see `pool_layers`); None, the paper's setting, pools at every
-    layer of the model. `pool_size`, `refresh_size` and `mix_size` are per pool. Each row has, per pooled layer,
-    pool_size_<layer> (entries at the end of the epoch) and pool_attack_success_<layer> (the epoch's share of
-    successful attacks), and pool_size and pool_attack_success over all pools together.
-
-    `generator` orders the training set (as tempered.training does); the pools' draws (samples to attack, their
-    targets, replaced slots, mixed entries) come from a separate generator seeded with `seed`.
+    Its draws (samples to attack, their targets, replaced slots, mixed entries) come from its own generator seeded
+    with `seed`, apart from the training generator that orders the epochs.
     """
-    layers = list(pool_layers(model) if layers is None else layers)
-    if not layers or len(set(layers)) != len(layers):
-        raise ValueError(f"adversarial training needs distinct layers to pool at, got {layers}")
-    for layer in layers:
-        _level(model, layer)
-    model.to(device)
-    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], optimizer_cfg)
-    penalty = getattr(model, "weight_penalty", None)
-    pool_generator = torch.Generator().manual_seed(seed)
-    x_dev, y_dev = x.to(device), y.to(device)
-    shapes = {layer: tuple(layer_output(model, x_dev[:1], layer).shape[1:]) for layer in layers}
-    pools = {layer: AdversarialPool(pool_size, shapes[layer], device) for layer in layers}
-    n = len(x_dev)
-    step = 0
-    history = []
-    for epoch in range(1, epochs + 1):
-        order = torch.randperm(n, generator=generator).to(device)
-        loss_sum, correct = 0.0, 0
-        attempts, added = dict.fromkeys(layers, 0), dict.fromkeys(layers, 0)
-        for start in tqdm(range(0, n, batch_size), desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
-                          mininterval=2.0):
-            if step % refresh_every == 0:
-                for layer, pool in pools.items():
-                    tried, got = refresh_pool(pool, model, x_dev, y_dev, refresh_size, attack, pool_generator,
-                                              layer=layer)
-                    attempts[layer] += tried
-                    added[layer] += got
-            step += 1
-            model.train()
-            idx = order[start:start + batch_size]
-            pooled = {layer: pool.sample(mix_size, pool_generator) for layer, pool in pools.items()}
-            loss, logits = mixed_batch_loss(model, x_dev[idx], y_dev[idx], pooled)
-            if penalty is not None:
-                loss = loss + penalty()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * len(idx)
-            correct += int((logits.detach().argmax(1) == y_dev[idx]).sum())
-        row = {"epoch": epoch, "train_loss": loss_sum / n, "train_accuracy": correct / n,
-               "pool_size": sum(pool.size for pool in pools.values()),
-               "pool_attack_success": sum(added.values()) / max(sum(attempts.values()), 1)}
-        for layer, pool in pools.items():
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, layers: Sequence[str] | None,
+                 pool_size: int, refresh_every: int, refresh_size: int, mix_size: int, seed: int,
+                 attack: Mapping[str, Any]):
+        layers = list(pool_layers(model) if layers is None else layers)
+        if not layers or len(set(layers)) != len(layers):
+            raise ValueError(f"adversarial training needs distinct layers to pool at, got {layers}")
+        for layer in layers:
+            _level(model, layer)
+        self.x, self.y, self.attack = x, y, attack
+        self.refresh_every, self.refresh_size, self.mix_size = refresh_every, refresh_size, mix_size
+        self.generator = torch.Generator().manual_seed(seed)
+        shapes = {layer: tuple(layer_output(model, x[:1], layer).shape[1:]) for layer in layers}
+        self.pools = {layer: AdversarialPool(pool_size, shapes[layer], x.device) for layer in layers}
+        self.step = 0
+
+    def start_epoch(self) -> None:
+        self.attempts, self.added = dict.fromkeys(self.pools, 0), dict.fromkeys(self.pools, 0)
+
+    def mix(self, model: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Refresh the pools when due, then draw this minibatch's entries of each: {layer: (examples, labels)}."""
+        if self.step % self.refresh_every == 0:
+            for layer, pool in self.pools.items():
+                tried, got = refresh_pool(pool, model, self.x, self.y, self.refresh_size, self.attack,
+                                          self.generator, layer=layer)
+                self.attempts[layer] += tried
+                self.added[layer] += got
+        self.step += 1
+        return {layer: pool.sample(self.mix_size, self.generator) for layer, pool in self.pools.items()}
+
+    def epoch_row(self) -> dict[str, float]:
+        """pool_size and pool_attack_success over all pools (entries at the end of the epoch, the epoch's share of
+        successful attacks), then both per pooled layer."""
+        row = {"pool_size": sum(pool.size for pool in self.pools.values()),
+               "pool_attack_success": sum(self.added.values()) / max(sum(self.attempts.values()), 1)}
+        for layer, pool in self.pools.items():
             row[f"pool_size_{layer}"] = pool.size
-            row[f"pool_attack_success_{layer}"] = added[layer] / max(attempts[layer], 1)
-        if not torch.isfinite(torch.tensor(row["train_loss"])):
-            raise FloatingPointError(f"adversarial training diverged at epoch {epoch}: loss {row['train_loss']}"
-                                     f" (lower models.<name>.optimizer.lr)")
-        if monitor is not None:
-            metrics = classification_metrics(predict_logits(model, monitor[0], 1000, device), monitor[1])
-            row[f"{monitor_name}_nll"] = metrics["nll"]
-            row[f"{monitor_name}_accuracy"] = metrics["accuracy"]
-        history.append(row)
-        log.info("epoch %d/%d: %s", epoch, epochs, ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
-    model.eval()
-    return history
+            row[f"pool_attack_success_{layer}"] = self.added[layer] / max(self.attempts[layer], 1)
+        return row
+
+
+class PooledCrossEntropy:
+    """mixed_batch_loss over each clean minibatch and the pools' entries, plus the model's weight penalty.
+
+    The epoch's loss is summed in Python floats, as this method always has (cross-entropy alone sums on the
+    device): the same history to the last digit.
+    """
+
+    loss_key = "train_loss"
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, pools: SzegedyPools):
+        self.x, self.y, self.pools = x, y, pools
+        self.penalty = getattr(model, "weight_penalty", None)
+
+    def start_epoch(self) -> None:
+        self.loss_sum, self.correct = 0.0, 0
+        self.pools.start_epoch()
+
+    def batch_loss(self, model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+        pooled = self.pools.mix(model)
+        loss, logits = mixed_batch_loss(model, self.x[idx], self.y[idx], pooled)
+        if self.penalty is not None:
+            loss = loss + self.penalty()
+        self.loss_sum += loss.item() * len(idx)
+        self.correct += int((logits.detach().argmax(1) == self.y[idx]).sum())
+        return loss
+
+    def epoch_row(self, n: int) -> dict[str, float]:
+        return {"train_loss": self.loss_sum / n, "train_accuracy": self.correct / n, **self.pools.epoch_row()}

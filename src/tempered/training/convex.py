@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tempered.training import classification_metrics, predict_logits
+from tempered.training.inference import classification_metrics, predict_logits
 
 log = logging.getLogger(__name__)
 

@@ -8,15 +8,14 @@ start is drawn from the training generator, so a seed fixes the whole run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from tempered.attacks.pgd import PGD
-
-Perturbation = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+from tempered.training.objectives import Perturbation
 
 
 def warmup_scale(batch: int, warmup_batches: int) -> float:
@@ -29,8 +28,9 @@ def warmup_scale(batch: int, warmup_batches: int) -> float:
 
 def pgd_perturbation(cfg: Mapping[str, Any], temperature: float, generator: torch.Generator,
                      batches_per_epoch: int) -> Perturbation:
-    """A function (model, x, y) -> PGD examples of x, for train_classifier's `perturb`; it counts its calls to
-    ramp eps over cfg["warmup_epochs"] epochs of batches_per_epoch minibatches."""
+    """A function (model, x, y) -> PGD examples of x, the hook CrossEntropyAtT calls as `perturb`
+    (tempered.training.objectives); it counts its calls to ramp eps over cfg["warmup_epochs"] epochs of
+    batches_per_epoch minibatches."""
     calls = [0]
 
     def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -76,8 +76,8 @@ def test_one_stage_per_snakemake_job_with_the_same_command_and_files(smoke_stage
 def test_each_stage_depends_on_the_code_its_step_runs_not_on_the_whole_package(smoke_stages):
     train, report = smoke_stages["train_model@cnn-seed0"], smoke_stages["ood_report"]
     assert set(step_files("train")) <= set(train["deps"]) and "src/tempered" not in train["deps"]
-    assert "src/tempered/convex_training.py" in train["deps"] and "src/tempered/figures_ood.py" not in train["deps"]
-    assert "src/tempered/figures_ood.py" in report["deps"] and "src/tempered/convex_training.py" not in report["deps"]
+    assert "src/tempered/training/convex.py" in train["deps"] and "src/tempered/figures_ood.py" not in train["deps"]
+    assert "src/tempered/figures_ood.py" in report["deps"] and "src/tempered/training/convex.py" not in report["deps"]
 
 
 def test_dvc_yaml_has_one_foreach_stage_per_rule_and_kind_of_model():
@@ -168,7 +168,7 @@ def test_a_file_that_cannot_be_compared_by_stage_shows_at_most_20_diff_lines():
 
 def test_the_fix_command_is_make_where_make_would_do_it(tmp_path):
     assert fix_command(["config.yaml"], Path("dvc.yaml")) == "make dvc.yaml"
-    assert fix_command(["config.yaml", SMOKE], Path("dvc.params.yaml")) == "make dvc.yaml PRESET=smoke"
+    assert fix_command(["config.yaml", SMOKE], Path("dvc-params.json")) == "make dvc.yaml PRESET=smoke"
     own = str(tmp_path / "mine.yaml")
     assert fix_command(["config.yaml", own], Path("dvc.yaml")) == (
         f"python -m tempered export-dvc --config config.yaml --config {own} --out dvc.yaml")

@@ -109,24 +109,127 @@ def origin(tmp_path_factory) -> Path:
     return repo
 
 
+# The session's three full smoke builds, the longest work of the workflow tier. Run one after another they left a
+# core idle for most of 25 minutes (DVC runs one stage at a time); started together at the start of the session,
+# beside the unit tier, they share both cores.
+SLURM_CLUSTER = REPO_ROOT / "tests" / "slurm_cluster.sh"
+CANNOT_RUN_SLURM = 3  # slurm_cluster.sh's exit status for "no root / no apt / install failed"
+BUILD_TIMEOUT_S = 3600
+
+
+class SmokeBuilds:
+    """The smoke preset built by Snakemake (local executor), by `dvc repro` and by Snakemake on a Slurm cluster,
+    each in its own fresh clone of `origin`. `start(name)` launches a build and returns at once; `result(name)`
+    waits for it (starting it first if needed) and returns the clone."""
+
+    def __init__(self, origin: Path, tmp_path_factory):
+        self.origin, self.tmp = origin, tmp_path_factory
+        self.running: dict = {}
+        self.built: dict[str, Path] = {}
+        self.slurm_state: Path | None = None
+        self.slurm_unavailable: str | None = None
+
+    def start(self, name: str) -> None:
+        from tests.pipeline import SMOKE, Command, clone, run
+
+        if name in self.running or name == "slurm" and self.slurm_unavailable:
+            return
+        repo = clone(self.origin, self.tmp.mktemp(name) / "repo")
+        if name == "snakemake":
+            cmd = ["snakemake", "--cores", "2", "--configfile", SMOKE]
+        elif name == "dvc":
+            run([sys.executable, "-m", "tempered", "export-dvc", "--config", "config.yaml", "--config", SMOKE], repo)
+            cmd = ["dvc", "repro"]
+        else:
+            if not self._start_slurm():
+                return
+            cmd = ["snakemake", "--profile", "workflow/profiles/slurm", "--configfile", SMOKE]
+        self.running[name] = (repo, Command(cmd, repo, timeout=BUILD_TIMEOUT_S))
+
+    def _start_slurm(self) -> bool:
+        """Bring up the single-node cluster; False (with the reason kept) where it cannot run here."""
+        state = self.tmp.mktemp("slurm")
+        proc = subprocess.run(["bash", str(SLURM_CLUSTER), "start", str(state)], capture_output=True, text=True,
+                              timeout=600)
+        if proc.returncode == CANNOT_RUN_SLURM:
+            self.slurm_unavailable = proc.stderr.strip().splitlines()[-1]
+            return False
+        self.slurm_state = state
+        assert proc.returncode == 0, f"starting Slurm failed:\n{proc.stdout}\n{proc.stderr}"
+        return True
+
+    def result(self, name: str) -> tuple[Path, str]:
+        """The built clone and the build's output; skips the test where Slurm cannot run here."""
+        self.start(name)
+        if name == "slurm" and self.slurm_unavailable:
+            pytest.skip(self.slurm_unavailable)
+        if name not in self.built:
+            repo, command = self.running[name]
+            self.built[name] = repo, command.finish()
+        return self.built[name]
+
+    def stop(self) -> None:
+        for _, command in self.running.values():
+            command.kill()
+        if self.slurm_state is not None:
+            subprocess.run(["bash", str(SLURM_CLUSTER), "stop", str(self.slurm_state)], timeout=120, check=False)
+
+
+BUILD_FIXTURES = {"snakemake_run": "snakemake", "dvc_run": "dvc", "slurm_run": "slurm"}
+
+
 @pytest.fixture(scope="session")
-def snakemake_run(origin, tmp_path_factory) -> Path:
+def smoke_builds(origin, tmp_path_factory) -> Iterator[SmokeBuilds]:
+    builds = SmokeBuilds(origin, tmp_path_factory)
+    try:
+        yield builds
+    finally:
+        builds.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def start_the_builds_this_session_needs(request) -> None:
+    """Before the first test: every smoke build some selected test uses starts now, in the background."""
+    needed = [build for fixture, build in BUILD_FIXTURES.items()
+              if any(fixture in item.fixturenames for item in request.session.items)]
+    if needed:
+        builds = request.getfixturevalue("smoke_builds")
+        for name in needed:
+            builds.start(name)
+
+
+@pytest.fixture(scope="session")
+def snakemake_run(smoke_builds) -> Path:
     """The smoke preset built by Snakemake (local executor) in a fresh clone."""
-    from tests.pipeline import SMOKE, clone, run
-
-    repo = clone(origin, tmp_path_factory.mktemp("sm") / "repo")
-    run(["snakemake", "--cores", "2", "--configfile", SMOKE], repo, timeout=3600)
-    return repo
+    return smoke_builds.result("snakemake")[0]
 
 
 @pytest.fixture(scope="session")
-def dvc_run(origin, tmp_path_factory) -> Path:
-    """The smoke preset built by `dvc repro` in another fresh clone, from a dvc.yaml exported for smoke."""
-    from tests.pipeline import SMOKE, clone, run
+def dvc_run(smoke_builds) -> Path:
+    """The smoke preset built by `dvc repro` in another fresh clone, from a dvc.yaml exported for smoke (one stage
+    at a time: slower than Snakemake's two jobs at once)."""
+    return smoke_builds.result("dvc")[0]
 
-    repo = clone(origin, tmp_path_factory.mktemp("dvc") / "repo")
-    run([sys.executable, "-m", "tempered", "export-dvc", "--config", "config.yaml", "--config", SMOKE], repo)
-    # One stage at a time (about 100 on smoke): slower than Snakemake's two jobs at once; 15 min was too little
-    # with the membership stages on a shared 2-core machine.
-    run(["dvc", "repro"], repo, timeout=3600)
-    return repo
+
+@pytest.fixture(scope="session")
+def slurm_run(smoke_builds) -> tuple[Path, str]:
+    """The smoke preset built through the Slurm profile on a single-node cluster (tests/slurm_cluster.sh): the
+    clone and Snakemake's output. Skipped, with the reason, where Slurm cannot be brought up (not root, no apt)."""
+    return smoke_builds.result("slurm")
+
+
+@pytest.fixture(scope="session")
+def published(smoke_builds, tmp_path_factory):
+    """published(engine): the smoke tree that engine ("dvc" or "snakemake") built, pushed once per session to its
+    own remote store (tests.pipeline.publish); a test that changes it works on a copy (copy_published)."""
+    from tests.pipeline import publish
+
+    trees: dict[str, Path] = {}
+
+    def get(engine: str) -> Path:
+        if engine not in trees:
+            built = smoke_builds.result(engine)[0]
+            trees[engine] = publish(built, tmp_path_factory.mktemp(f"published-{engine}") / "origin")
+        return trees[engine]
+
+    return get

@@ -8,6 +8,8 @@ import hashlib
 import os
 import re
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,6 +21,7 @@ from tempered.dvc_export import committed_stages
 from tempered.reproduction_report import TIMESTAMP_PREFIX
 
 SMOKE = "workflow/presets/smoke.yaml"
+SHARE = "workflow/scripts/share.sh"
 
 
 def clone_env(cwd: Path) -> dict[str, str]:
@@ -47,62 +50,80 @@ def _clock(seconds: float) -> str:
     return f"{minutes}:{seconds:02d}"
 
 
-def run(cmd: list[str], cwd: Path, timeout: int = 900) -> str:
-    """Run cmd in cwd with the clone's environment; assert it exits 0 within timeout seconds (the message holds
-    the tails of its stdout and stderr) and return both. A command that runs past ANNOUNCE_AFTER_S, or prints
-    a PROGRESS line, is named through `show` with where it runs and for which test, then its PROGRESS lines as
-    they come (after the time since it started), then how it ended and when."""
-    name = shlex.join(["python" if part == sys.executable else part for part in cmd])
-    started = time.monotonic()
-    output = {"stdout": bytearray(), "stderr": bytearray()}
-    unfinished = {"stdout": b"", "stderr": b""}
-    announced = timed_out = False
+class Command:
+    """A command started in cwd with the clone's environment, its output going to files; `finish` waits for it,
+    showing its progress as run() does. Started early, a long build runs beside other work (the session's
+    smoke builds, tests/conftest.py) and is relayed only once someone waits for it."""
 
-    def relay(readers: dict) -> None:
-        nonlocal announced
-        lines = []
-        for stream, reader in readers.items():
-            data = reader.read()
-            output[stream] += data
-            *complete, unfinished[stream] = (unfinished[stream] + data).split(b"\n")
-            lines += [line.strip() for raw in complete for line in raw.decode(errors="replace").splitlines()
-                      if PROGRESS.search(line)]
-        elapsed = time.monotonic() - started
-        if not announced and (lines or elapsed > ANNOUNCE_AFTER_S):
-            announced = True
-            test = os.environ.get("PYTEST_CURRENT_TEST")
-            show(f"{name}: running in {cwd}" + (f" (for {test})" if test else ""))
-        for line in lines:
-            show(f"  [{_clock(elapsed)}] {line}")
-
-    with tempfile.TemporaryDirectory(prefix="run-") as logs:
-        files = {stream: Path(logs, stream) for stream in output}
-        with files["stdout"].open("wb") as out, files["stderr"].open("wb") as err:
+    def __init__(self, cmd: list[str], cwd: Path, timeout: int = 900):
+        self.name = shlex.join(["python" if part == sys.executable else part for part in cmd])
+        self.cwd, self.timeout = cwd, timeout
+        self.started = time.monotonic()
+        self._logs = tempfile.TemporaryDirectory(prefix="run-")
+        self._files = {stream: Path(self._logs.name, stream) for stream in ("stdout", "stderr")}
+        with self._files["stdout"].open("wb") as out, self._files["stderr"].open("wb") as err:
             # Unbuffered: DVC's "Running stage" lines reach the file as they are printed, not at exit.
-            proc = subprocess.Popen(cmd, cwd=cwd, env={**clone_env(cwd), "PYTHONUNBUFFERED": "1"},
-                                    stdout=out, stderr=err)
-        with files["stdout"].open("rb") as out, files["stderr"].open("rb") as err:
+            self.proc = subprocess.Popen(cmd, cwd=cwd, env={**clone_env(cwd), "PYTHONUNBUFFERED": "1"},
+                                         stdout=out, stderr=err, start_new_session=True)
+
+    def kill(self) -> None:
+        """Stop the command and everything it started (a build's jobs), if it still runs."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def finish(self) -> str:
+        """Wait until the command exits; assert it exited 0 within its timeout (the message holds the tails of
+        its stdout and stderr) and return both. A command that runs past ANNOUNCE_AFTER_S, or prints a PROGRESS
+        line, is named through `show` with where it runs and for which test, then its PROGRESS lines as they
+        come (after the time since it started), then how it ended and when."""
+        output = {"stdout": bytearray(), "stderr": bytearray()}
+        unfinished = {"stdout": b"", "stderr": b""}
+        announced = timed_out = False
+
+        def relay(readers: dict) -> None:
+            nonlocal announced
+            lines = []
+            for stream, reader in readers.items():
+                data = reader.read()
+                output[stream] += data
+                *complete, unfinished[stream] = (unfinished[stream] + data).split(b"\n")
+                lines += [line.strip() for raw in complete for line in raw.decode(errors="replace").splitlines()
+                          if PROGRESS.search(line)]
+            elapsed = time.monotonic() - self.started
+            if not announced and (lines or elapsed > ANNOUNCE_AFTER_S):
+                announced = True
+                test = os.environ.get("PYTEST_CURRENT_TEST")
+                show(f"{self.name}: running in {self.cwd}" + (f" (for {test})" if test else ""))
+            for line in lines:
+                show(f"  [{_clock(elapsed)}] {line}")
+
+        with self._logs, self._files["stdout"].open("rb") as out, self._files["stderr"].open("rb") as err:
             try:
-                while proc.poll() is None:
+                while self.proc.poll() is None:
                     try:
-                        proc.wait(timeout=POLL_S)
+                        self.proc.wait(timeout=POLL_S)
                     except subprocess.TimeoutExpired:
-                        timed_out = time.monotonic() - started > timeout
+                        timed_out = time.monotonic() - self.started > self.timeout
                         if timed_out:
-                            proc.kill()
+                            self.kill()
                     relay({"stdout": out, "stderr": err})
                 relay({"stdout": out, "stderr": err})
             finally:
-                if proc.poll() is None:  # interrupted (Ctrl-C): leave no build running
-                    proc.kill()
-                proc.wait()
-    stdout, stderr = output["stdout"].decode(errors="replace"), output["stderr"].decode(errors="replace")
-    outcome = (f"timed out after {timeout} s" if timed_out else
-               "done" if proc.returncode == 0 else f"failed ({proc.returncode})")
-    if announced:
-        show(f"{name}: {outcome} [{_clock(time.monotonic() - started)}]")
-    assert proc.returncode == 0 and not timed_out, f"{name} {outcome}:\n{stdout[-3000:]}\n{stderr[-6000:]}"
-    return stdout + stderr
+                self.kill()  # interrupted (Ctrl-C): leave no build running
+        stdout, stderr = output["stdout"].decode(errors="replace"), output["stderr"].decode(errors="replace")
+        code = self.proc.returncode
+        outcome = (f"timed out after {self.timeout} s" if timed_out else
+                   "done" if code == 0 else f"failed ({code})")
+        if announced:
+            show(f"{self.name}: {outcome} [{_clock(time.monotonic() - self.started)}]")
+        assert code == 0 and not timed_out, f"{self.name} {outcome}:\n{stdout[-3000:]}\n{stderr[-6000:]}"
+        return stdout + stderr
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 900) -> str:
+    """Run cmd in cwd and wait for it (Command.finish says what is shown and checked); its stdout and stderr."""
+    return Command(cmd, cwd, timeout).finish()
 
 
 def digest(path: Path) -> str:
@@ -139,3 +160,27 @@ def result_files(repo: Path) -> list[str]:
     root = repo / "results"
     return sorted(str(p.relative_to(repo)) for p in root.rglob("*")
                   if p.is_file() and p.name not in {".snakemake_timestamp", "report.html"})
+
+
+def publish(built: Path, place: Path) -> Path:
+    """A copy of a built clone at `place` whose smoke dvc.yaml, dvc-jobs.json, dvc-params.json and dvc.lock are
+    committed, then pushed. The default remote (.dvc/config) is the directory `tempered-dvc-store` beside the
+    clone."""
+    shutil.copytree(built, place, symlinks=True)
+    run([sys.executable, "-m", "tempered", "export-dvc", "--config", "config.yaml", "--config", SMOKE], place)
+    run(["bash", SHARE, "push", "--configfile", SMOKE], place)
+    # The pusher's own tree stays current for both engines.
+    assert "Nothing to be done" in run(["snakemake", "-n", "--configfile", SMOKE], place)
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], place)
+    run(["git", "add", "dvc.yaml", "dvc-jobs.json", "dvc-params.json", "dvc.lock"], place)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke artifacts"], place)
+    return place
+
+
+def copy_published(published: Path, place: Path) -> Path:
+    """A copy of a published clone and of its remote store beside it, under `place`, for a test that changes
+    either or clones it: a clone made under `place` finds the copied store through the default remote's relative
+    path. The copy of the clone is returned."""
+    for part in (published, published.parent / "tempered-dvc-store"):
+        shutil.copytree(part, place / part.name, symlinks=True)
+    return place / published.name

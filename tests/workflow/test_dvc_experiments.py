@@ -19,7 +19,7 @@ def test_an_experiment_on_one_setting_reruns_only_what_reads_it(dvc_run, tmp_pat
     run(["git", "config", "user.name", "t"], repo)
     run(["git", "config", "user.email", "t@t"], repo)
     # Experiments start from a commit: commit the smoke pipeline and its lock, as a user would before exp run.
-    run(["git", "add", "dvc.yaml", "dvc.jobs.yaml", "dvc.params.yaml", "dvc.lock"], repo)
+    run(["git", "add", "dvc.yaml", "dvc-jobs.json", "dvc-params.json", "dvc.lock"], repo)
     run(["git", "commit", "-qm", "smoke pipeline"], repo)
 
     out = run(["dvc", "exp", "run", "-S", f"{SMOKE}:attacks.cw_l2.initial_const=0.5"], repo)

@@ -4,32 +4,15 @@ and every artifact is byte-identical to the one pushed."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.pipeline import SMOKE, clone, clone_env, digest, result_files, run
+from tests.pipeline import SHARE, SMOKE, clone, clone_env, copy_published, digest, result_files, run
 
 pytestmark = pytest.mark.e2e
-
-SHARE = "workflow/scripts/share.sh"
-
-
-def publish(built: Path, place: Path) -> Path:
-    """A copy of a built clone at `place` whose smoke dvc.yaml/dvc.lock are committed, then pushed. The
-    default remote (.dvc/config) is the directory `tempered-dvc-store` beside the clone."""
-    shutil.copytree(built, place, symlinks=True)
-    run([sys.executable, "-m", "tempered", "export-dvc", "--config", "config.yaml", "--config", SMOKE], place)
-    run(["bash", SHARE, "push", "--configfile", SMOKE], place)
-    # The pusher's own tree stays current for both engines.
-    assert "Nothing to be done" in run(["snakemake", "-n", "--configfile", SMOKE], place)
-    assert "Data and pipelines are up to date" in run(["dvc", "status"], place)
-    run(["git", "add", "dvc.yaml", "dvc.jobs.yaml", "dvc.params.yaml", "dvc.lock"], place)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke artifacts"], place)
-    return place
 
 
 def pull_into_fresh_clone(published: Path, place: Path) -> Path:
@@ -49,23 +32,22 @@ def assert_nothing_to_do(fresh: Path, published: Path) -> None:
 
 @pytest.mark.parametrize("engine", ["dvc", "snakemake"])
 def test_a_pushed_tree_pulls_into_a_fresh_clone_with_nothing_left_to_do(engine, dvc_run, snakemake_run,
-                                                                          tmp_path):
-    built = {"dvc": dvc_run, "snakemake": snakemake_run}[engine]
-    published = publish(built, tmp_path / "origin")
+                                                                          published, tmp_path):
+    tree = copy_published(published(engine), tmp_path)
     assert (tmp_path / "tempered-dvc-store").is_dir()
-    fresh = pull_into_fresh_clone(published, tmp_path / "fresh")
-    assert_nothing_to_do(fresh, published)
+    fresh = pull_into_fresh_clone(tree, tmp_path / "fresh")
+    assert_nothing_to_do(fresh, tree)
 
 
-def test_pull_refuses_artifacts_that_do_not_match_the_commit(dvc_run, tmp_path):
+def test_pull_refuses_artifacts_that_do_not_match_the_commit(dvc_run, published, tmp_path):
     """A commit whose config changed after the push (the lock names artifacts of other settings): the pull
     says which stages are stale and marks nothing current for Snakemake."""
-    published = publish(dvc_run, tmp_path / "origin")
-    preset = published / SMOKE
+    tree = copy_published(published("dvc"), tmp_path)
+    preset = tree / SMOKE
     preset.write_text(preset.read_text().replace("max_iterations: 20", "max_iterations: 21"))
-    run([sys.executable, "-m", "tempered", "export-dvc", "--config", "config.yaml", "--config", SMOKE], published)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "more C&W steps"], published)
-    fresh = clone(published, tmp_path / "fresh")
+    run([sys.executable, "-m", "tempered", "export-dvc", "--config", "config.yaml", "--config", SMOKE], tree)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "more C&W steps"], tree)
+    fresh = clone(tree, tmp_path / "fresh")
     proc = subprocess.run(["bash", SHARE, "pull", "--configfile", SMOKE], cwd=fresh, env=clone_env(fresh),
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0

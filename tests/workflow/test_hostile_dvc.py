@@ -1,5 +1,5 @@
 """Hostile and corrupt input on the DVC side: a corrupted object in the remote is never pulled as current, and a
-key a preset gains after dvc.yaml was exported reaches the stages that read it (dvc.params.yaml, the merged
+key a preset gains after dvc.yaml was exported reaches the stages that read it (dvc-params.json, the merged
 config every stage's params name)."""
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import yaml
 
 from tempered.config import REPO_ROOT, ConfigError
 from tempered.dvc_export import (
-    JOBS_FILE,
     PARAMS_FILE,
     RESOLVE_STAGE,
     export_dvc_yaml,
@@ -26,9 +25,8 @@ from tempered.dvc_export import (
     resolved_stages,
 )
 from tempered.step_params import has_key
-from tests.pipeline import SMOKE, clone, clone_env, run
+from tests.pipeline import SHARE, SMOKE, clone, clone_env, copy_published, run
 
-SHARE = "workflow/scripts/share.sh"
 CORRUPTED = "results/models/cnn/seed0/model.pt"
 FGSM_STAGES = {"attack_model@fgsm-cnn-seed0", "attack_model@fgsm-student_T100-seed0"}
 
@@ -108,17 +106,6 @@ def test_a_pulled_file_whose_bytes_are_not_its_digest_is_named(tmp_path):
     assert all("dvc.lock records" in p for p in problems)
 
 
-def _publish(built: Path, place: Path) -> Path:
-    """A copy of a built smoke clone whose dvc.yaml, dvc.params.yaml and dvc.lock are committed and pushed to
-    the default remote (the directory tempered-dvc-store beside it)."""
-    shutil.copytree(built, place, symlinks=True)
-    run([sys.executable, "-m", "tempered", "export-dvc", "--config", "config.yaml", "--config", SMOKE], place)
-    run(["bash", SHARE, "push", "--configfile", SMOKE], place)
-    run(["git", "add", "dvc.yaml", "dvc.lock", JOBS_FILE, PARAMS_FILE], place)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke artifacts"], place)
-    return place
-
-
 def _corrupt_remote_object(published: Path, output: str) -> None:
     """Invert one byte of the remote's copy of `output`, keeping its read-only mode: DVC trusts a read-only
     object in a local remote without re-hashing it (a mode change alone would make it check)."""
@@ -139,12 +126,12 @@ def _pull(fresh: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.e2e
-def test_a_corrupted_remote_object_is_never_pulled_as_current(dvc_run, tmp_path):
-    published = _publish(dvc_run, tmp_path / "origin")
-    _corrupt_remote_object(published, CORRUPTED)
+def test_a_corrupted_remote_object_is_never_pulled_as_current(dvc_run, published, tmp_path):
+    tree = copy_published(published("dvc"), tmp_path)
+    _corrupt_remote_object(tree, CORRUPTED)
 
     # The store verifies downloads (.dvc/config): DVC refuses the object and the pull fails naming the output.
-    fresh = clone(published, tmp_path / "fresh")
+    fresh = clone(tree, tmp_path / "fresh")
     proc = _pull(fresh)
     assert proc.returncode != 0
     assert CORRUPTED in proc.stderr and "dvc pull failed" in proc.stderr, proc.stderr[-3000:]
@@ -153,7 +140,7 @@ def test_a_corrupted_remote_object_is_never_pulled_as_current(dvc_run, tmp_path)
 
     # A remote without `verify` hands the object over and `dvc status` calls it current: share.sh's own digest
     # check names the file.
-    unverified = clone(published, tmp_path / "unverified")
+    unverified = clone(tree, tmp_path / "unverified")
     run(["dvc", "remote", "modify", "--local", "store", "verify", "false"], unverified)
     proc = _pull(unverified)
     assert proc.returncode != 0

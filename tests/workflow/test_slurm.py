@@ -5,40 +5,15 @@ bytes the local run built. Skipped, with the reason, where Slurm cannot be broug
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tempered.config import REPO_ROOT
-from tests.pipeline import SMOKE, clone, digest, result_files, run
+from tests.pipeline import SMOKE, digest, result_files, run
 
 pytestmark = pytest.mark.e2e
 
-CLUSTER_SCRIPT = REPO_ROOT / "tests" / "slurm_cluster.sh"
-CANNOT_RUN_HERE = 3  # slurm_cluster.sh's exit status for "no root / no apt / install failed"
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+?)\)")
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory):
-    state = tmp_path_factory.mktemp("slurm")
-    proc = subprocess.run(["bash", str(CLUSTER_SCRIPT), "start", str(state)], capture_output=True, text=True,
-                          timeout=600)
-    if proc.returncode == CANNOT_RUN_HERE:
-        pytest.skip(proc.stderr.strip().splitlines()[-1])
-    try:
-        assert proc.returncode == 0, f"starting Slurm failed:\n{proc.stdout}\n{proc.stderr}"
-        yield state
-    finally:
-        subprocess.run(["bash", str(CLUSTER_SCRIPT), "stop", str(state)], timeout=120, check=False)
-
-
-@pytest.fixture(scope="session")
-def slurm_run(origin, slurm_cluster, tmp_path_factory) -> tuple[Path, str]:
-    repo = clone(origin, tmp_path_factory.mktemp("slurm_run") / "repo")
-    out = run(["snakemake", "--profile", "workflow/profiles/slurm", "--configfile", SMOKE], repo, timeout=3600)
-    return repo, out
 
 
 def cluster_jobs(repo: Path) -> dict[str, int]:

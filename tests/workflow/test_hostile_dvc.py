@@ -73,7 +73,9 @@ def test_check_fails_on_a_stale_params_file(in_repo, tmp_path):
     export_dvc_yaml(["config.yaml"], out)
     export_dvc_yaml(["config.yaml"], out, check=True)
     params = tmp_path / PARAMS_FILE
-    params.write_text(params.read_text().replace("eps: 0.3", "eps: 0.25", 1))
+    text = params.read_text()
+    assert '"eps": 0.3,' in text
+    params.write_text(text.replace('"eps": 0.3,', '"eps": 0.25,', 1))
     with pytest.raises(ConfigError, match=f"{PARAMS_FILE} is stale"):
         export_dvc_yaml(["config.yaml"], out, check=True)
 

@@ -6,12 +6,18 @@ It rewrites the tree's dvc.yaml for the preset, records Snakemake-built outputs 
 know them yet (`dvc commit --force`: hashing every artifact once, not timed), then times
 `snakemake -n` and `dvc status` `--repeat` times each and prints the median and the spread as JSON.
 Both must report nothing to do; the bench fails otherwise (a "no-op" that plans work measures nothing).
-Not a test: run it, read the numbers.
+
+Without a built tree, `--placeholders` (in a throwaway clone: it writes under results/) first writes every output
+the DAG would build as a small placeholder file (a directory output gets one file), stamps them current in DAG
+order with `snakemake --touch`, and records them in dvc.lock: what a no-op costs depends on the number of jobs,
+files and dependencies, not on the outputs' contents. Not a test: run it, read the numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import statistics
 import subprocess
@@ -29,14 +35,36 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
     return elapsed, proc.stdout + proc.stderr
 
 
+def write_placeholders(repo: Path, preset: list[str]) -> int:
+    """A placeholder for every output of the preset's DAG (Snakemake's --summary lists them), stamped current in
+    DAG order; returns how many. An output without a suffix under a scores/ directory is a directory output."""
+    summary = subprocess.run(["snakemake", "--summary", *(["--configfile", *preset] if preset else [])], cwd=repo,
+                             capture_output=True, text=True, check=True).stdout
+    outputs = [row["output_file"] for row in csv.DictReader(io.StringIO(summary), delimiter="\t")]
+    for output in outputs:
+        path = repo / output
+        if "/scores" in output and not path.suffix:
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "placeholder.npy").write_text(output)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(output)
+    subprocess.run(["snakemake", "--touch", "--cores", "1", *(["--configfile", *preset] if preset else [])],
+                   cwd=repo, check=True, capture_output=True)
+    return len(outputs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", help="the preset the tree was built with (workflow/presets/<name>.yaml)")
     parser.add_argument("--repo", type=Path, default=Path("."), help="the built tree (default: here)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--placeholders", action="store_true",
+                        help="first write a placeholder for every output (a throwaway clone: see above)")
     args = parser.parse_args()
     repo = args.repo.resolve()
     preset = [f"workflow/presets/{args.preset}.yaml"] if args.preset else []
+    placeholders = write_placeholders(repo, preset) if args.placeholders else 0
 
     config_args = [a for f in ["config.yaml", *preset] for a in ("--config", f)]
     subprocess.run([sys.executable, "-m", "tempered", "export-dvc", *config_args], cwd=repo, check=True)
@@ -64,7 +92,8 @@ def main() -> None:
                          "max_s": round(max(times), 2), "runs": args.repeat}
     n_stages = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=repo, capture_output=True,
                               text=True, check=True).stdout.count("\n")
-    print(json.dumps({"preset": args.preset or "paper", "stages": n_stages, **results}, indent=2))
+    print(json.dumps({"preset": args.preset or "paper", "stages": n_stages, "placeholder_outputs": placeholders,
+                      **results}, indent=2))
 
 
 if __name__ == "__main__":

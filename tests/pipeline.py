@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tempered.dvc_export import committed_stages
-from tempered.reproduction_report import TIMESTAMP_PREFIX
+from tempered.stages.report.reproduction import TIMESTAMP_PREFIX
 
 SMOKE = "workflow/presets/smoke.yaml"
 SHARE = "workflow/scripts/share.sh"

@@ -302,3 +302,8 @@ def sha256_file(path: Path | str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_digests(*paths: Path | str) -> dict[str, str]:
+    """File name -> sha256 of each file: the data digests a step's provenance records of its inputs."""
+    return {Path(path).name: sha256_file(path) for path in paths}

@@ -62,12 +62,12 @@ RUN_COMMANDS = ("export-dvc", "validate-config", "preflight", "costs")
 
 
 def stage_modules():
-    """Each pipeline stage's module registers its own steps (tempered.steps.STAGES)."""
+    """Each pipeline stage's steps module registers its own steps (tempered.stages.STAGES)."""
     import importlib
 
-    from tempered.steps import STAGES
+    from tempered.stages import STAGES
 
-    return [importlib.import_module(f"tempered.steps.{name}") for name in STAGES]
+    return [importlib.import_module(f"tempered.stages.{name}.steps") for name in STAGES]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,19 +1,21 @@
 """The source files a `python -m tempered <step>` command runs, found statically, so that each pipeline stage
-depends on its own code and not on the whole package: a figure's colour changed in figures_ood.py reruns the
+depends on its own code and not on the whole package: a figure's colour changed in stages/ood/figures.py reruns the
 stages that draw it, not days of training. Snakemake rules list these files as inputs (rules/common.smk `code`),
 and dvc.yaml's stages inherit them as deps.
 
 The closure of a step is read from the source with `ast`, without importing anything (Snakemake computes it
 while parsing the workflow, and torch takes seconds to import):
-- the entry every step runs: tempered/__init__.py, __main__.py, cli.py and steps/__init__.py, with what cli.py
+- the entry every step runs: tempered/__init__.py, __main__.py, cli.py and stages/__init__.py, with what cli.py
   imports at module level;
-- in the stage module that registers the step (steps/<stage>.py): the module-level imports, and the imports inside
-  every function the registration reaches (the step's function, and the module's functions it calls, followed);
-- every other module of the package reached so far, whole: its module-level imports and the imports inside all
-  of its functions, followed to a fixed point; importing a.b.c runs a/__init__.py and a/b/__init__.py too.
+- the steps module of the stage that registers the step (stages/<stage>/steps.py, with stages/<stage>/__init__.py
+  that importing it runs): its module-level imports, and the imports inside every function the registration
+  reaches (the step's function, and the module's functions it calls, followed);
+- every other module of the package reached so far (a method package's, or a stage's tables and figures, its own
+  or another stage's): its module-level imports and the imports inside the functions reached, followed to a fixed
+  point; importing a.b.c runs a/__init__.py and a/b/__init__.py too.
 
-Left out on purpose: the other stage modules (cli imports them only to register their argument parsers, which
-change no output) and the run commands' lazy imports in cli.py (export-dvc, preflight, costs: not steps).
+Left out on purpose: the other stages' steps modules (cli imports them only to register their argument parsers,
+which change no output) and the run commands' lazy imports in cli.py (export-dvc, preflight, costs: not steps).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from pathlib import Path
 PACKAGE = "tempered"
 PACKAGE_DIR = Path(__file__).resolve().parent  # the package imported: read, not assumed to be the repository's
 SOURCE_DIR = Path("src") / PACKAGE  # where the repository holds it
-STEPS_PACKAGE = f"{PACKAGE}.steps"
-ENTRY_MODULES = (PACKAGE, f"{PACKAGE}.__main__", STEPS_PACKAGE)
+STAGES_PACKAGE = f"{PACKAGE}.stages"
+ENTRY_MODULES = (PACKAGE, f"{PACKAGE}.__main__", STAGES_PACKAGE)
 CLI_MODULE = f"{PACKAGE}.cli"
 
 
@@ -168,12 +170,13 @@ class Closure:
 
 @cache
 def stage_of_step() -> dict[str, str]:
-    """Every CLI command -> the module that registers it: a stage module for a step, cli.py for a run command."""
-    from tempered.steps import STAGES
+    """Every CLI command -> the module that registers it: a stage's steps module for a step, cli.py for a run
+    command."""
+    from tempered.stages import STAGES
 
     owners = dict.fromkeys(read_module(CLI_MODULE).registered, CLI_MODULE)
     for stage in STAGES:
-        module = f"{STEPS_PACKAGE}.{stage}"
+        module = f"{STAGES_PACKAGE}.{stage}.steps"
         owners |= dict.fromkeys(read_module(module).registered, module)
     return owners
 

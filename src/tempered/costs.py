@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from tempered.artifacts import ArtifactError, write_bytes, write_table
-from tempered.durations import duration
-from tempered.tables import markdown_table
+from tempered.reporting.durations import duration
+from tempered.reporting.tables import markdown_table
 
 # Snakemake's benchmark columns: s (wall seconds), cpu_time (user + system seconds), max_rss (MB; "-" when the
 # job ended before the first sample).
@@ -76,7 +76,7 @@ def plot(table: pd.DataFrame, label: str, path: Path) -> None:
     """Total wall time per rule, costliest on top, each bar labelled with its jobs."""
     import matplotlib.pyplot as plt
 
-    from tempered.figures import apply_style, save_figure
+    from tempered.reporting.figures import apply_style, save_figure
 
     apply_style()
     fig, ax = plt.subplots(figsize=(7, 0.32 * len(table) + 1.2))

@@ -24,7 +24,7 @@ from tempered.config import (
     trained_model_names,
     training_twins,
 )
-from tempered.durations import ESTIMATED, duration
+from tempered.reporting.durations import ESTIMATED, duration
 
 # Papernot CNN, batch 128, fp32, 2 CPU threads: 2,300-2,600 samples/s measured here by bench/train_throughput.py
 # (idle machine). The lower end, so that the bound stays a bound.

@@ -16,7 +16,7 @@ from tempered.artifacts import (
     write_json,
 )
 from tempered.models import build_model
-from tempered.steps.core import load_model
+from tempered.models.checkpoints import load_model
 from tests.conftest import damage
 
 
@@ -84,11 +84,11 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path, repo_config):
     other = torch.nn.Linear(784, 10)
     write_checkpoint(tmp_path / "linear.pt", other.state_dict(), {"model_config": {**cfg, "architecture": "fc10"}})
     with pytest.raises(ArtifactError, match="holds architecture 'fc10'"):
-        load_model(repo_config, "cnn", tmp_path / "linear.pt")
+        load_model(cfg, "cnn", tmp_path / "linear.pt")
     # Same claimed architecture, wrong tensors: refused by shape, not loaded half-way.
     write_checkpoint(tmp_path / "liar.pt", other.state_dict(), {"model_config": cfg})
     with pytest.raises(ArtifactError, match="does not fit papernot_cnn"):
-        load_model(repo_config, "cnn", tmp_path / "liar.pt")
+        load_model(cfg, "cnn", tmp_path / "liar.pt")
 
 
 def test_metrics_are_made_parseable_by_dvc(tmp_path):

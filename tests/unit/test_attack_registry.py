@@ -8,8 +8,8 @@ from torch import nn
 from tempered.attacks.common import DISTORTIONS, Attack, AttackResult, attack_succeeded
 from tempered.attacks.registry import ATTACKS, accepted_parameters, build_attack
 from tempered.config import ConfigError
-from tempered.steps.attacks import REGISTERED
-from tempered.steps.attacks import build_attack as build_stage_attack
+from tempered.stages.attacks.steps import REGISTERED
+from tempered.stages.attacks.steps import build_attack as build_stage_attack
 
 # Where config.yaml keeps each registered attack's parameters.
 CONFIG_SECTIONS = {"fgsm": ("attacks", "fgsm"), "pgd": ("attacks", "pgd"), "jsma": ("attacks", "jsma"),

@@ -10,8 +10,8 @@ from torch import nn
 from tempered.artifacts import read_arrays
 from tempered.attacks.common import AttackResult
 from tempered.config import ConfigError, attacked_models
-from tempered.distillation_report import markdown, paper_value, summary_table, tidy_results
-from tempered.steps.attacks import (
+from tempered.stages.attacks.distillation_report import markdown, paper_value, summary_table, tidy_results
+from tempered.stages.attacks.steps import (
     attack_sample_indices,
     attack_step,
     attack_summary,
@@ -143,7 +143,7 @@ def test_report_puts_the_papers_numbers_beside_ours(repo_config):
 
 
 def test_claims_say_not_seen_when_the_numbers_disagree(repo_config):
-    from tempered.distillation_report import claims
+    from tempered.stages.attacks.distillation_report import claims
 
     evals = [{"model": m, "seed": 0, "test": {"accuracy": 0.99}} for m in ("cnn", "student_T100")]
     attacks = [{"model": "cnn", "seed": 0, "attack": "jsma", "success_rate": 0.9},

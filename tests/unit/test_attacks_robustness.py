@@ -7,7 +7,7 @@ import torch
 
 from tempered.attacks.common import AttackResult, adversarial_robustness
 from tempered.attacks.jsma import JSMA
-from tempered.steps.attacks import attack_summary
+from tempered.stages.attacks.steps import attack_summary
 
 CAP = 112 / 784  # JSMA at gamma=14.5% on MNIST changes at most 56 pairs
 

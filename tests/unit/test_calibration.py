@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tempered.calibration import (
+from tempered.calibration.temperature_scaling import (
     bin_index,
     brier_score,
     calibration_metrics,

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from tempered.artifacts import metrics_safe, read_json, write_arrays
-from tempered.calibration import NoFiniteOptimum, fit_temperature, nll_slopes_in_inverse_temperature
-from tempered.membership_report import markdown, membership_frame, summary
-from tempered.steps.calibration import calibration_table
-from tempered.steps.membership import _fitted_temperature, _unscalable
+from tempered.calibration.temperature_scaling import NoFiniteOptimum, fit_temperature, nll_slopes_in_inverse_temperature
+from tempered.stages.calibration.steps import calibration_table
+from tempered.stages.membership.report import markdown, membership_frame, summary
+from tempered.stages.membership.steps import _fitted_temperature, _unscalable
 from tests.unit.test_calibration_stage import no_nulls, run_calibrate, write_logits
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -105,7 +105,7 @@ def test_the_step_records_not_fitted_with_the_reason_and_no_temperature(tmp_path
     assert no_nulls(record)
     table = calibration_table([record])
     assert not table.loc[0, "fitted"] and np.isnan(table.loc[0, "fitted_temperature"])
-    from tempered.steps.calibration import _markdown
+    from tempered.stages.calibration.steps import _markdown
 
     assert "| not fitted |" in _markdown(table)
 

@@ -11,7 +11,7 @@ import yaml
 from tempered.artifacts import ArtifactError, read_json, write_arrays
 from tempered.cli import main
 from tempered.config import REPO_ROOT
-from tempered.steps.calibration import calibrate_step, calibration_report_step, calibration_sets
+from tempered.stages.calibration.steps import calibrate_step, calibration_report_step, calibration_sets
 
 CONFIG = str(REPO_ROOT / "config.yaml")
 

@@ -10,7 +10,9 @@ import pytest
 
 from tempered import paths
 from tempered.artifacts import ArtifactError
-from tempered.claims import (
+from tempered.config import REPO_ROOT, ConfigError, load_config
+from tempered.reporting.stats import t_975
+from tempered.stages.report.claims import (
     DIRECTION_ONLY,
     NOT_COMPARABLE,
     NOT_JUDGED,
@@ -31,8 +33,6 @@ from tempered.claims import (
     unmet_requirements,
     value_verdict,
 )
-from tempered.config import REPO_ROOT, ConfigError, load_config
-from tempered.stats import t_975
 
 CLAIMS = REPO_ROOT / paths.CLAIMS
 

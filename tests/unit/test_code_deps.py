@@ -12,7 +12,7 @@ from tests.conftest import REPO_ROOT
 from tests.unit.tiny_inputs import write_tiny_cnn_and_digits
 
 ENTRY = {"src/tempered/__init__.py", "src/tempered/__main__.py", "src/tempered/cli.py",
-         "src/tempered/steps/__init__.py"}
+         "src/tempered/stages/__init__.py"}
 
 
 def test_every_step_runs_the_entry_its_own_stage_module_and_files_that_exist():
@@ -27,7 +27,7 @@ def test_a_figure_module_belongs_only_to_the_steps_that_draw_with_it():
     def readers(path: str) -> set[str]:
         return {step for step in code_deps.stage_of_step() if path in code_deps.step_files(step)}
 
-    assert readers("src/tempered/figures_ood.py") == {"ood", "ood-report"}
+    assert readers("src/tempered/stages/ood/figures.py") == {"ood", "ood-report"}
     trainers = readers("src/tempered/training/convex.py")
     assert "train" in trainers and not trainers & {"ood-report", "calibration-report", "report", "summarize"}
 

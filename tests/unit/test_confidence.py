@@ -4,15 +4,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tempered.learned_confidence import (
+from tempered.models.confidence_cnn import ConfidenceCNN
+from tempered.models.papernot_cnn import PapernotCNN
+from tempered.training.learned_confidence import (
     BUDGET,
     LAMBDA_INIT,
     confidence_loss,
     hint_mask,
     update_lambda,
 )
-from tempered.models.confidence_cnn import ConfidenceCNN
-from tempered.models.papernot_cnn import PapernotCNN
 
 
 def test_confidence_cnn_outputs_logits_and_a_confidence_in_the_open_unit_interval():

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from tempered.config import ConfigError, validate_config
-from tempered.learned_confidence import BUDGET
 from tempered.models import build_model
 from tempered.models.confidence_cnn import ConfidenceCNN
 from tempered.training.inference import predict_logits
+from tempered.training.learned_confidence import BUDGET
 from tempered.training.methods import train_confidence_classifier
 
 SGD = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
@@ -128,7 +128,7 @@ def test_train_step_trains_the_confidence_model_on_real_digits(tmp_path, mnist_a
     from tempered.artifacts import read_checkpoint, write_arrays
     from tempered.config import REPO_ROOT
     from tempered.data.split import make_split
-    from tempered.steps.core import train_step
+    from tempered.stages.train.steps import train_step
 
     images = tmp_path / "mnist.npz"
     write_arrays(images, mnist_arrays)

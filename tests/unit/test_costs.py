@@ -15,7 +15,6 @@ from tempered import paths
 from tempered.artifacts import ArtifactError
 from tempered.config import load_config
 from tempered.costs import per_rule, read_records, write_cost_report
-from tempered.durations import ESTIMATED, duration
 from tempered.dvc_export import snakemake_jobs
 from tempered.preflight import (
     CPU_CNN_SAMPLES_PER_S,
@@ -26,6 +25,7 @@ from tempered.preflight import (
     summary,
     trained_models,
 )
+from tempered.reporting.durations import ESTIMATED, duration
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = "workflow/presets/smoke.yaml"

@@ -9,8 +9,8 @@ from torch import nn
 
 from tempered.artifacts import ArtifactError, write_arrays
 from tempered.config import ConfigError, all_model_names, model_config, validate_config
+from tempered.stages.train.steps import _read_soft_labels
 from tempered.step_params import config_slice, step_config_keys
-from tempered.steps.core import _read_soft_labels
 from tempered.training.inference import soft_labels
 from tempered.training.methods import train_classifier
 

@@ -76,8 +76,9 @@ def test_one_stage_per_snakemake_job_with_the_same_command_and_files(smoke_stage
 def test_each_stage_depends_on_the_code_its_step_runs_not_on_the_whole_package(smoke_stages):
     train, report = smoke_stages["train_model@cnn-seed0"], smoke_stages["ood_report"]
     assert set(step_files("train")) <= set(train["deps"]) and "src/tempered" not in train["deps"]
-    assert "src/tempered/training/convex.py" in train["deps"] and "src/tempered/figures_ood.py" not in train["deps"]
-    assert "src/tempered/figures_ood.py" in report["deps"] and "src/tempered/training/convex.py" not in report["deps"]
+    convex, ood_figures = "src/tempered/training/convex.py", "src/tempered/stages/ood/figures.py"
+    assert convex in train["deps"] and ood_figures not in train["deps"]
+    assert ood_figures in report["deps"] and convex not in report["deps"]
 
 
 def test_dvc_yaml_has_one_foreach_stage_per_rule_and_kind_of_model():

@@ -19,8 +19,13 @@ from matplotlib.image import AxesImage  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from tempered import distillation_report as distillation  # noqa: E402
-from tempered import figures, figures_calibration, figures_membership, figures_ood, figures_summary  # noqa: E402
+from tempered.reporting import figures  # noqa: E402
+from tempered.stages.attacks import distillation_report as distillation  # noqa: E402
+from tempered.stages.calibration import figures as figures_calibration  # noqa: E402
+from tempered.stages.figures import training_curves  # noqa: E402
+from tempered.stages.membership import figures as figures_membership  # noqa: E402
+from tempered.stages.ood import figures as figures_ood  # noqa: E402
+from tempered.stages.report import figures as figures_summary  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------------------------
 # Screen geometry
@@ -317,7 +322,7 @@ FIGURES = {
     "OOD ROC": lambda cfg, frame: figures_ood.roc_curves(ood_curves(), "confidence seed 0"),
     "OOD score histograms": lambda cfg, frame: figures_ood.score_histograms(ood_scores(), "cnn seed 0"),
     "OOD AUROC vs T": lambda cfg, frame: figures_ood.auroc_vs_temperature(ood_table()),
-    "training curve": lambda cfg, frame: figures.training_curve(training_histories(), "cnn: training curve"),
+    "training curve": lambda cfg, frame: training_curves.training_curve(training_histories(), "cnn: training curve"),
 }
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from tempered.distillation_report import claims, gradients_figure, markdown, summary_table, tidy_results
-from tempered.steps.attacks import gradient_summaries, input_gradient_magnitudes, log_input_gradient_magnitudes
+from tempered.stages.attacks.distillation_report import claims, gradients_figure, markdown, summary_table, tidy_results
+from tempered.stages.attacks.steps import gradient_summaries, input_gradient_magnitudes, log_input_gradient_magnitudes
 from tests.unit.test_attacks import Scaled, synthetic_digits, train_synthetic_mlp
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

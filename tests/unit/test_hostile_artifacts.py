@@ -33,7 +33,7 @@ from tempered.data.arrays import read_images, subset
 from tempered.data.idx import IdxError, parse_idx
 from tempered.data.split import make_split
 from tempered.models import build_model
-from tempered.steps.core import load_model
+from tempered.models.checkpoints import load_model
 
 N_TRAIN, N_TEST = 20, 12
 
@@ -244,7 +244,7 @@ def test_malformed_checkpoint_metadata_is_refused_naming_file_and_key(tmp_path, 
         meta = {**meta, "model_config": repo_config["models"]["cnn"]}
     path = cnn_checkpoint(tmp_path / "model.pt", repo_config, meta=meta)
     with pytest.raises(ArtifactError, match=rf"checkpoint {path} refused: .*{problem}"):
-        load_model(repo_config, "cnn", path)
+        load_model(repo_config["models"]["cnn"], "cnn", path)
 
 
 def test_checkpoint_metadata_that_is_not_json_is_refused(tmp_path):

@@ -236,9 +236,9 @@ def test_a_really_full_disk_names_the_artifact(tiny_disk, capsys):
     lambda *a, **k: torch.empty(2**60, dtype=torch.uint8),
 ], ids=["numpy-MemoryError", "torch-cpu-RuntimeError"])
 def test_exhausted_memory_names_the_step_and_its_size_keys(tmp_path, monkeypatch, capsys, exhaust):
-    import tempered.steps.core
+    import tempered.stages.data.steps
 
-    monkeypatch.setattr(tempered.steps.core, "make_split", exhaust)
+    monkeypatch.setattr(tempered.stages.data.steps, "make_split", exhaust)
     out = tmp_path / "out"
     assert main(split_args(out)) == 2
     err = capsys.readouterr().err
@@ -253,12 +253,12 @@ def test_the_size_keys_of_a_training_step_are_its_models(repo_config):
 
 
 def test_an_error_that_is_not_memory_is_not_disguised_as_one(tmp_path, monkeypatch):
-    import tempered.steps.core
+    import tempered.stages.data.steps
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(tempered.steps.core, "make_split", broken)
+    monkeypatch.setattr(tempered.stages.data.steps, "make_split", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         main(split_args(tmp_path / "out"))
 

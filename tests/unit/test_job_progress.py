@@ -33,7 +33,7 @@ def tiny_job(tmp_path, repo_config):
 
 
 def test_an_attack_job_counts_its_attempts_and_its_iterations_on_stderr(tiny_job, capsys):
-    from tempered.steps.attacks import attack_step
+    from tempered.stages.attacks.steps import attack_step
 
     overlay = tiny_job / "tiny.yaml"
     overlay.write_text("attacks: {samples: 2, batch_size: 10, cw_l2: {confidence: 0.0, learning_rate: 0.01, "
@@ -67,7 +67,7 @@ def test_a_bar_changes_no_result(attack, bar, repo_config, capsys):
 
 
 def test_membership_jobs_show_their_sets_and_variants_on_stderr(tiny_job, capsys):
-    from tempered.steps.membership import attack_step, shadow_step
+    from tempered.stages.membership.steps import attack_step, shadow_step
 
     overlay = tiny_job / "tiny.yaml"
     overlay.write_text("membership: {train_sizes: [200], models: [cnn], distilled: false, n_shadows: 1, n_eval: 8,\n"

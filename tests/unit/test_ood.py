@@ -6,7 +6,6 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch import nn
 
 from tempered import paths
-from tempered.claims import _metrics_of, load_claims
 from tempered.config import REPO_ROOT, load_config
 from tempered.data.ood_sets import NOISE_SETS, noise_images
 from tempered.models.confidence_cnn import ConfidenceCNN
@@ -21,7 +20,8 @@ from tempered.ood.metrics import (
     ood_metrics,
 )
 from tempered.ood.scores import energy, learned_confidence, learned_confidence_odin, msp, odin, score_batches
-from tempered.steps.ood import _Scorer
+from tempered.stages.ood.steps import _Scorer
+from tempered.stages.report.claims import _metrics_of, load_claims
 
 # --- metrics -----------------------------------------------------------------------------------------------------
 

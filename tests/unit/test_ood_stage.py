@@ -21,7 +21,7 @@ from tempered.ood.metrics import OOD_METRICS, bootstrap_interval, misclassificat
 from tempered.ood.protocol import detectors_for, in_distribution_parts, ood_model_names, ood_parts
 from tempered.ood.scores import learned_confidence_odin, odin
 from tempered.ood.tuning import best_grid_point, confidence_grid, odin_grid
-from tempered.steps.ood import ood_report_step, ood_step
+from tempered.stages.ood.steps import ood_report_step, ood_step
 
 CPU = torch.device("cpu")
 CONFIG = str(REPO_ROOT / "config.yaml")

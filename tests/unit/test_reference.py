@@ -1,4 +1,4 @@
-"""tempered.reference builds the stage tables' and figures' published numbers from workflow/claims.yaml: a
+"""tempered.stages.report.reference builds the stage tables' and figures' published numbers from workflow/claims.yaml: a
 known-answer test against the values the papers print (copied once from the papers' tables, in the shapes the
 stage code quotes them; this is the expected answer, not a second source the code reads)."""
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tempered import paths, reference
+from tempered import paths
 from tempered.config import ConfigError
+from tempered.stages.report import reference
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLAIMS = REPO_ROOT / paths.CLAIMS

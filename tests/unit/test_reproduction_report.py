@@ -4,10 +4,10 @@ config.yaml has one."""
 
 from __future__ import annotations
 
-from tempered.claims import NOT_JUDGED, NOT_JUDGED_REASON, NOT_RUN, REPRODUCED, Measurement, Outcome
 from tempered.config import SCHEMA_PATH, read_yaml
-from tempered.reproduction_report import NOT_JUDGED_NOTICE, TIMESTAMP_PREFIX, preset_deviations, render
-from tempered.steps.report import schema_description
+from tempered.stages.report.claims import NOT_JUDGED, NOT_JUDGED_REASON, NOT_RUN, REPRODUCED, Measurement, Outcome
+from tempered.stages.report.reproduction import NOT_JUDGED_NOTICE, TIMESTAMP_PREFIX, preset_deviations, render
+from tempered.stages.report.steps import schema_description
 
 
 def _claim(claim_id: str, paper: str = "guo2017") -> dict:

@@ -8,10 +8,11 @@ import json
 import pandas as pd
 import pytest
 
-from tempered import membership_report, paths
-from tempered.claims import Metric, measure
-from tempered.stats import T_975, MeanInterval, mean_interval, t_975
-from tempered.summary import across_seeds
+from tempered import paths
+from tempered.reporting.stats import T_975, MeanInterval, mean_interval, t_975
+from tempered.reporting.summary import across_seeds
+from tempered.stages.membership import report as membership_report
+from tempered.stages.report.claims import Metric, measure
 
 
 @pytest.mark.parametrize(("df", "quantile"), [(1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228), (12, 2.179),
@@ -48,8 +49,9 @@ def test_a_hand_computed_interval():
     assert result.high == pytest.approx(2 + 2.4843382, abs=1e-7)
 
 
-# Mean, low and high of [0.68, 0.71] and [0.68, 0.71, 0.75] as summary.py, claims.py and membership_report.py
-# computed them, each with its own t table, before they shared tempered.stats: the same bytes in all three.
+# Mean, low and high of [0.68, 0.71] and [0.68, 0.71, 0.75] as reporting/summary.py, stages/report/claims.py and
+# stages/membership/report.py computed them, each with its own t table, before they shared tempered.reporting.stats:
+# the same bytes in all three.
 OLD_BYTES = {2: (0.6950000000000001, 0.5044100000000006, 0.8855899999999995),
              3: (0.7133333333333334, 0.6260862427737559, 0.8005804238929108)}
 OLD_STD = {2: 0.021213203435596368, 3: 0.035118845842842444}

@@ -2,7 +2,7 @@ import statistics
 
 import pytest
 
-from tempered.summary import across_seeds, summarise_metrics
+from tempered.reporting.summary import across_seeds, summarise_metrics
 
 
 def test_single_seed_has_only_a_mean():

@@ -1,4 +1,4 @@
-"""Szegedy et al. 2014's non-adversarial rows (tempered.szegedy_perturbations): magnified perturbations and
+"""Szegedy et al. 2014's non-adversarial rows (tempered.stages.szegedy.perturbations): magnified perturbations and
 Gaussian noise, measured in their distortion."""
 
 import math
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tempered.attacks.common import rms_distortion
-from tempered.szegedy_perturbations import gaussian_noise, magnify
+from tempered.stages.szegedy.perturbations import gaussian_noise, magnify
 
 
 def test_magnify_scales_to_the_distortion_and_clips():

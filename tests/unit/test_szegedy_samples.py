@@ -1,4 +1,4 @@
-"""Which digits the Szegedy et al. 2014 L-BFGS examples are made from (tempered.steps.szegedy.sample_source,
+"""Which digits the Szegedy et al. 2014 L-BFGS examples are made from (tempered.stages.szegedy.steps.sample_source,
 attack_samples): training digits for Tables 1-2, test digits for Tables 3-4, the same draw for a whole group."""
 
 import copy
@@ -8,7 +8,7 @@ import pytest
 
 from tempered.config import ConfigError
 from tempered.data.split import make_split
-from tempered.steps.szegedy import attack_samples, sample_source, transfer_group
+from tempered.stages.szegedy.steps import attack_samples, sample_source, transfer_group
 
 
 def test_default_sample_sets_follow_the_paper(repo_config):

@@ -1,5 +1,6 @@
-"""The Szegedy et al. 2014 stage (tempered.steps.szegedy, tempered.szegedy_report) through its CLI steps, on real
-MNIST with tiny models: training of every architecture kind, adversarial sets, transfer, tables and figures."""
+"""The Szegedy et al. 2014 stage (tempered.stages.szegedy.steps, tempered.stages.szegedy.report) through its CLI
+steps, on real MNIST with tiny models: training of every architecture kind, adversarial sets, transfer, tables and
+figures."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from tempered.cli import main
 from tempered.config import REPO_ROOT, ConfigError, load_config
 from tempered.data.split import make_split, source_array
 from tempered.models import build_model
-from tempered.szegedy_groups import szegedy_groups
-from tempered.szegedy_perturbations import magnify
+from tempered.stages.szegedy.groups import szegedy_groups
+from tempered.stages.szegedy.perturbations import magnify
 from tempered.training.methods import train_classifier
 
 TINY = {"epochs": 4, "limit_train": 1000, "batch_size": 32}

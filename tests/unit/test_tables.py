@@ -1,6 +1,6 @@
-"""Every markdown table the reports write renders through tempered.tables.markdown_table. Each renderer's output on
-a small input is pinned byte for byte: the strings below are what the hand-written renderers produced before they
-shared it."""
+"""Every markdown table the reports write renders through tempered.reporting.tables.markdown_table. Each renderer's
+output on a small input is pinned byte for byte: the strings below are what the hand-written renderers produced
+before they shared it."""
 
 from __future__ import annotations
 
@@ -11,10 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tempered import costs, distillation_report, membership_report, reproduction_report, szegedy_report
-from tempered.claims import NOT_REPRODUCED, REPRODUCED, Measurement, Outcome
-from tempered.steps import calibration, ood
-from tempered.tables import markdown_table
+from tempered import costs
+from tempered.reporting.tables import markdown_table
+from tempered.stages import calibration, ood
+from tempered.stages.attacks import distillation_report
+from tempered.stages.membership import report as membership_report
+from tempered.stages.report import reproduction as reproduction_report
+from tempered.stages.report.claims import NOT_REPRODUCED, REPRODUCED, Measurement, Outcome
+from tempered.stages.szegedy import report as szegedy_report
 
 
 def test_a_table_is_its_header_an_alignment_row_and_one_line_per_row():

@@ -19,7 +19,7 @@ from tempered.data.arrays import subset
 from tempered.data.split import make_split
 from tempered.device import seed_everything
 from tempered.models import build_model
-from tempered.steps.core import train_step, training_method
+from tempered.stages.train.steps import train_step, training_method
 from tempered.training.madry_pgd import pgd_perturbation
 from tempered.training.methods import train_classifier
 from tests.unit.test_config import invalid

@@ -9,8 +9,9 @@ import torch
 import yaml
 
 from tempered.artifacts import ArtifactError, read_checkpoint
-from tempered.config import REPO_ROOT, ConfigError, load_config, training_twins
-from tempered.steps.core import load_model, reuse_training_step, train_step
+from tempered.config import REPO_ROOT, ConfigError, load_config, model_config, training_twins
+from tempered.models.checkpoints import load_model
+from tempered.stages.train.steps import reuse_training_step, train_step
 from tests.unit.tiny_inputs import write_digits_and_split
 
 
@@ -62,7 +63,7 @@ def test_the_twin_gets_the_trained_weights_under_its_own_name(tiny_run):
     assert all(torch.equal(trained[k], reused[k]) for k in trained)
     assert meta["model"] == "teacher_T1" and meta["trained_as"] == "cnn"
     assert (place / "reused.csv").read_bytes() == (place / "cnn.csv").read_bytes()
-    model, _ = load_model(load_config(configs), "teacher_T1", place / "reused.pt")
+    model, _ = load_model(model_config(load_config(configs), "teacher_T1"), "teacher_T1", place / "reused.pt")
     assert np.isfinite(model(torch.zeros(1, 1, 28, 28)).detach().numpy()).all()
 
 

@@ -109,10 +109,11 @@ def test_a_new_membership_size_adds_only_its_own_jobs(snakemake_run, dvc_run, tm
 
 def test_a_change_to_one_figure_module_reruns_only_the_jobs_that_draw_with_it(snakemake_run, dvc_run, tmp_path):
     """Each job depends on the source its step runs (tempered.code_deps), not on the whole package: a new colour in
-    figures_ood.py redraws the OOD figures (their scoring jobs draw the per-model ones) and touches no training."""
+    stages/ood/figures.py redraws the OOD figures (their scoring jobs draw the per-model ones) and touches no
+    training."""
     def edited(built: Path, place: Path) -> Path:
         shutil.copytree(built, place, symlinks=True)
-        module = place / "src" / "tempered" / "figures_ood.py"
+        module = place / "src" / "tempered" / "stages" / "ood" / "figures.py"
         module.write_text(module.read_text() + "\n# a new colour\n")
         return place
 

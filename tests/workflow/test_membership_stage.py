@@ -96,7 +96,7 @@ def test_the_summary_and_the_report_answer_the_question(snakemake_run, smoke_con
 
 def test_shadows_of_another_size_are_refused(snakemake_run, smoke_config, tmp_path):
     """Shadow outputs whose candidate logits do not match the target's roles (another size) stop the attack."""
-    from tempered.steps.membership import attack_step
+    from tempered.stages.membership.steps import attack_step
 
     root = snakemake_run / "results"
     size = smoke_config["membership"]["train_sizes"][0]

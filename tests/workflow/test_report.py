@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from tempered import paths
-from tempered.claims import NOT_COMPARABLE, NOT_JUDGED, NOT_RUN, VERDICTS, load_claims
-from tempered.reproduction_report import NOT_JUDGED_NOTICE, SECTIONS, TIMESTAMP_PREFIX
+from tempered.stages.report.claims import NOT_COMPARABLE, NOT_JUDGED, NOT_RUN, VERDICTS, load_claims
+from tempered.stages.report.reproduction import NOT_JUDGED_NOTICE, SECTIONS, TIMESTAMP_PREFIX
 from tests.pipeline import SMOKE, run
 from tests.unit.test_repository_stands_alone import upward_paths_outside
 

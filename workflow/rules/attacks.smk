@@ -67,7 +67,7 @@ rule measure_gradients:
 rule distillation_report:
     input:
         code=code("distillation-report"),
-        claims=paths.CLAIMS,  # the published numbers printed beside ours (tempered.reference)
+        claims=paths.CLAIMS,  # the published numbers printed beside ours (tempered.stages.report.reference)
         eval_metrics=expand(paths.EVAL_METRICS, model=[*ATTACKED, *TEACHERS], seed=SEEDS),
         attack_metrics=expand(paths.ATTACK_METRICS, attack=ATTACKS, model=ATTACKED, seed=SEEDS),
         gradients=expand(paths.GRADIENTS, model=ATTACKED, seed=SEEDS),

@@ -61,7 +61,7 @@ def _config_files():
 
 
 def pdf(png_pattern):
-    """Every figure is also saved as PDF beside its PNG (tempered.figures.save_figure)."""
+    """Every figure is also saved as PDF beside its PNG (tempered.reporting.figures.save_figure)."""
     return png_pattern.removesuffix(".png") + ".pdf"
 
 

@@ -82,7 +82,7 @@ rule detect_ood:
 rule ood_report:
     input:
         code=code("ood-report"),
-        claims=paths.CLAIMS,  # the published numbers printed beside ours (tempered.reference)
+        claims=paths.CLAIMS,  # the published numbers printed beside ours (tempered.stages.report.reference)
         metrics=expand(paths.OOD_METRICS, model=OOD_MODELS, seed=SEEDS),
         manifest=paths.OOD_DOWNLOADED_MANIFEST,
     output:

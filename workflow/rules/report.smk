@@ -1,6 +1,6 @@
 # The reproduction report: every claim of workflow/claims.yaml beside our measurement, verdicts computed.
-from tempered.claims import load_claims
-from tempered.report_inputs import report_inputs
+from tempered.stages.report.claims import load_claims
+from tempered.stages.report.inputs import report_inputs
 
 
 rule report:

@@ -1,7 +1,7 @@
 # Szegedy et al. 2014 ("Intriguing properties of neural networks") section 4: the models train and evaluate through
 # train_model / evaluate_model (config 'models'); here, their training-set error (reported, never tuned on), one
 # saved L-BFGS adversarial set per (model, seed), the transfer of every set to every model, figures and tables.
-from tempered.szegedy_groups import attacked_szegedy_models, szegedy_groups
+from tempered.stages.szegedy.groups import attacked_szegedy_models, szegedy_groups
 
 SZEGEDY_GROUPS = szegedy_groups(config)  # raises ConfigError naming the key when a table names a wrong model
 SZEGEDY_ATTACKED = attacked_szegedy_models(config)
@@ -131,7 +131,7 @@ rule plot_lbfgs_examples:
 rule szegedy_report:
     input:
         code=code("szegedy-report"),
-        claims=paths.CLAIMS,  # the published numbers printed beside ours (tempered.reference)
+        claims=paths.CLAIMS,  # the published numbers printed beside ours (tempered.stages.report.reference)
         eval_metrics=expand(paths.EVAL_METRICS, model=SZEGEDY_MODELS, seed=SEEDS),
         training_set_error=expand(paths.TRAINING_SET_ERROR, model=SZEGEDY_MODELS, seed=SEEDS),
         attack_metrics=expand(paths.LBFGS_METRICS, model=SZEGEDY_ATTACKED, seed=SEEDS),

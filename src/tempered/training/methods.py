@@ -1,6 +1,6 @@
 """Each minibatch training method as one call: its objective, its optimiser and hooks, the one loop (loop.py).
 
-The config names the method (models.<name>.method); tempered.steps.core maps each name to one of these, or to
+The config names the method (models.<name>.method); tempered.stages.train.steps maps each name to one of these, or to
 tempered.training.convex for full-batch L-BFGS.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from tempered.learned_confidence import BUDGET, LAMBDA_INIT
 from tempered.models.szegedy import SparseAutoencoder
+from tempered.training.learned_confidence import BUDGET, LAMBDA_INIT
 from tempered.training.loop import make_optimizer, train, trainable
 from tempered.training.objectives import CrossEntropyAtT, LearnedConfidence, Perturbation, SparseAutoencoderObjective
 from tempered.training.szegedy_pools import PooledCrossEntropy, SzegedyPools

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tempered.learned_confidence import confidence_loss, hint_mask, update_lambda
 from tempered.models.szegedy import SparseAutoencoder
+from tempered.training.learned_confidence import confidence_loss, hint_mask, update_lambda
 from tempered.training.loop import on_device
 
 Perturbation = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -62,7 +62,7 @@ class CrossEntropyAtT:
 
 
 class LearnedConfidence:
-    """DeVries & Taylor 2018, section 2 (arXiv 1802.04865): L = L_t + lambda L_c (tempered.learned_confidence),
+    """DeVries & Taylor 2018, section 2 (arXiv 1802.04865): L = L_t + lambda L_c (tempered.training.learned_confidence),
     with hints on a Bernoulli(0.5) half of each batch and lambda steered after every step toward the budget beta
     (uoguelph-mlrg/confidence_estimation, train.py). The model returns (logits, c), e.g.
     tempered.models.confidence_cnn.ConfidenceCNN; logits are divided by T before the softmax.

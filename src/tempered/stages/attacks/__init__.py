@@ -1,0 +1,1 @@
+"""Attack stage (workflow/rules/attacks.smk): attacks, input gradients, the defensive-distillation report."""

@@ -1,0 +1,1 @@
+"""Calibration stage (workflow/rules/calibration.smk): temperature scaling per model, its report."""

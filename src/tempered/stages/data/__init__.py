@@ -1,0 +1,1 @@
+"""Data stage (workflow/rules/data.smk): fetch the datasets, split MNIST."""

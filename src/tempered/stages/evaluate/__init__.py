@@ -1,0 +1,1 @@
+"""Evaluation stage (workflow/rules/evaluate.smk): held-out logits and metrics, summaries across seeds."""

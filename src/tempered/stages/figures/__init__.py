@@ -1,0 +1,1 @@
+"""Figures stage (workflow/rules/figures.smk): training curves."""

@@ -1,0 +1,1 @@
+"""Membership-inference stage (workflow/rules/membership.smk): roles, shadows, attacks, the report."""

@@ -1,0 +1,312 @@
+"""Membership-inference stage (issue 8): data roles, what each shadow model gives the attacker, every attack on
+each target (as deployed, after temperature scaling, and on PGD-perturbed inputs), and the report over targets.
+
+Three variants of every target are attacked:
+- deployed: the logits at T=1;
+- temperature_scaled: the logits divided by the T fitted on the calibration digits (Guo et al. 2017); the
+  attacker's shadows are scaled the same way, each by its own fitted T, as the attacker copies the deployment.
+  Where the target's or a shadow's NLL has no finite optimum in T (a model near chance), there is no scaled
+  deployment to attack: the variant is skipped with the reason, never run at an optimiser's runaway T;
+- adversarial_input: Song et al. 2019, the metric attacks on the logits of PGD examples of each candidate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from tempered.artifacts import (
+    ArtifactError,
+    checked_metrics,
+    read_arrays,
+    sha256_file,
+    write_arrays,
+    write_metrics,
+    write_table,
+)
+from tempered.attacks.pgd import PGD
+from tempered.calibration.temperature_scaling import NoFiniteOptimum, calibration_metrics, fit_temperature
+from tempered.config import MEMBERSHIP_NAME, load_config, model_config
+from tempered.data.arrays import read_images, subset
+from tempered.device import resolve_device
+from tempered.models import ClassLogits
+from tempered.models.checkpoints import load_model
+from tempered.privacy.evaluation import Bootstrap, Logits, attack_target, metric_attacks
+from tempered.privacy.roles import shadow_roles, target_roles
+from tempered.provenance import provenance
+from tempered.training.inference import predict_logits
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("deployed", "temperature_scaled", "adversarial_input")
+SHADOW_ARRAYS = ("members_logits", "members_labels", "out_logits", "out_labels", "adv_members_logits",
+                 "adv_out_logits", "candidate_members_logits", "candidate_nonmembers_logits", "temperature")
+
+
+def roles_step(config_files: Sequence[str], split_path: Path, size: int, shadow: int | None, out: Path) -> None:
+    config = load_config(config_files)
+    cfg = config["membership"]
+    split = read_arrays(split_path, required=("p1", "p2", "test"))
+    try:
+        roles = (target_roles(split, size, cfg["n_eval"], cfg["seed"]) if shadow is None
+                 else shadow_roles(split, size, shadow, cfg["n_eval"], cfg["seed"]))
+    except ValueError as err:
+        raise ArtifactError(f"membership roles from {split_path}: {err}") from err
+    record = provenance({"n_eval": cfg["n_eval"], "seed": cfg["seed"], "size": size, "shadow": shadow},
+                        seed=cfg["seed"], device="cpu", data_digests={split_path.name: sha256_file(split_path)})
+    log.info("membership roles, size %d%s: %s", size, "" if shadow is None else f", shadow {shadow}",
+             {name: len(idx) for name, idx in roles.items()})
+    write_arrays(out, {**roles, "provenance_json": np.array(json.dumps(record))})
+
+
+def _logits(model, x: torch.Tensor, config: dict, device: torch.device) -> torch.Tensor:
+    return predict_logits(model, x, config["evaluation"]["batch_size"], device)
+
+
+def _adversarial_logits(model, x: torch.Tensor, y: torch.Tensor, config: dict, device: torch.device) -> torch.Tensor:
+    """Song et al. 2019: logits of each candidate's PGD example (the attacker's eps, untargeted, true label)."""
+    cfg = config["membership"]["adversarial_input"]
+    attack = PGD(eps=cfg["eps"], alpha=cfg["alpha"], steps=cfg["steps"], random_start=cfg["random_start"], seed=0,
+                 progress=True)
+    model = ClassLogits(model)  # a learned-confidence model is attacked through its class logits
+    batch = config["evaluation"]["batch_size"]
+    x_adv = torch.cat([attack.attack(model, x[i:i + batch].to(device), y[i:i + batch].to(device)).x_adv.cpu()
+                       for i in range(0, len(x), batch)])
+    return _logits(model, x_adv, config, device)
+
+
+def _fitted_temperature(model_name: str, logits: torch.Tensor, labels: torch.Tensor,
+                        config: dict) -> tuple[float, str]:
+    """(T, "") or, where the NLL has no finite optimum in T, (NaN, the reason): nothing to scale by."""
+    try:
+        return fit_temperature(logits, labels, config["calibration"]["init_temperature"],
+                               config["calibration"]["max_iter"]), ""
+    except NoFiniteOptimum as err:
+        log.warning("%s: temperature not fitted on the calibration digits: %s", model_name, err)
+        return math.nan, f"{model_name}: {err} ({len(labels)} calibration digits)"
+    except ValueError as err:
+        raise ArtifactError(f"{model_name}: temperature scaling on the calibration digits failed: {err}") from err
+
+
+def shadow_step(config_files: Sequence[str], model_name: str, checkpoint: Path, images_path: Path, roles_path: Path,
+                target_roles_path: Path, out: Path) -> None:
+    """Everything the attacker takes from one shadow: its logits on a sample of its members and on as many of its
+    non-members (plain and on PGD examples: per-class thresholds), its T fitted on the calibration digits, and
+    its logits on the targets' candidates (the OUT distribution of the offline likelihood-ratio attack)."""
+    config = load_config(config_files)
+    device = resolve_device(config["compute"]["device"])
+    model, meta = load_model(model_config(config, model_name), model_name, checkpoint)
+    model.to(device)
+    images = read_images(images_path)
+    roles = read_arrays(roles_path, required=("shadow_members", "shadow_out", "calibration"))
+    candidates = read_arrays(target_roles_path, required=("members", "nonmembers"))
+    arrays: dict[str, np.ndarray] = {}
+    for name, role in tqdm((("members", "shadow_members"), ("out", "shadow_out")), desc=f"shadow {model_name}",
+                           unit="set", mininterval=2.0):
+        x, y = subset(images, roles, role)
+        arrays[f"{name}_logits"] = _logits(model, x, config, device).numpy()
+        arrays[f"{name}_labels"] = y.numpy()
+        arrays[f"adv_{name}_logits"] = _adversarial_logits(model, x, y, config, device).numpy()
+    for name in ("members", "nonmembers"):
+        x, _ = subset(images, candidates, name)
+        arrays[f"candidate_{name}_logits"] = _logits(model, x, config, device).numpy()
+    x, y = subset(images, roles, "calibration")
+    temperature, not_fitted = _fitted_temperature(model_name, _logits(model, x, config, device), y, config)
+    arrays["temperature"] = np.float64(temperature)  # NaN: no finite optimum, the reason beside it
+    arrays["temperature_not_fitted_reason"] = np.array(not_fitted)
+    record = provenance({"membership": config["membership"], "calibration": config["calibration"]},
+                        seed=meta["provenance"]["seed"], device=device,
+                        data_digests={p.name: sha256_file(p) for p in (checkpoint, roles_path, target_roles_path)})
+    log.info("shadow %s: T=%.3f, %d members / %d non-members", model_name, float(arrays["temperature"]),
+             len(arrays["members_labels"]), len(arrays["out_labels"]))
+    write_arrays(out, {**arrays, "provenance_json": np.array(json.dumps(record))})
+
+
+def _read_shadows(paths: Sequence[Path], n_members: int, n_nonmembers: int) -> list[dict[str, np.ndarray]]:
+    shadows = [read_arrays(path, required=SHADOW_ARRAYS) for path in paths]
+    for path, shadow in zip(paths, shadows, strict=True):
+        got = (len(shadow["candidate_members_logits"]), len(shadow["candidate_nonmembers_logits"]))
+        if got != (n_members, n_nonmembers):
+            raise ArtifactError(f"shadow outputs {path} hold logits on {got[0]} members and {got[1]} non-members; "
+                                f"this target's roles have {n_members} and {n_nonmembers} (another target size?)")
+    return shadows
+
+
+def _pooled(shadows: list[dict[str, np.ndarray]], prefix: str, scaled: bool) -> tuple[Logits, Logits]:
+    """Every shadow's members and non-members, pooled: the per-class thresholds are fitted on all of them."""
+    def pool(logits_key: str, labels_key: str) -> Logits:
+        logits = [torch.from_numpy(s[logits_key]) / (float(s["temperature"]) if scaled else 1.0) for s in shadows]
+        return Logits(torch.cat(logits), torch.from_numpy(np.concatenate([s[labels_key] for s in shadows])))
+
+    return pool(f"{prefix}members_logits", "members_labels"), pool(f"{prefix}out_logits", "out_labels")
+
+
+def _target_summary(members: Logits, nonmembers: Logits, temperature: float, mcfg: dict, size: int,
+                    n_bins: int) -> dict[str, Any]:
+    """What leakage is compared with: the generalization gap and calibration (on the non-members)."""
+    train_acc = float((members.logits.argmax(1) == members.labels).double().mean())
+    before = calibration_metrics(nonmembers.logits, nonmembers.labels, 1.0, n_bins)
+    summary = {"train_size": size, "training_temperature": mcfg["temperature"],
+               "robust_training": mcfg["method"] in ("madry_pgd", "szegedy_pools"),
+               "train_accuracy": train_acc, "test_accuracy": before["accuracy"],
+               "generalization_gap": train_acc - before["accuracy"], "ece": before["ece"], "nll": before["nll"]}
+    # Where T has no finite optimum there is nothing to scale by: the keys are omitted (not measured), not NaN.
+    if math.isfinite(temperature):
+        after = calibration_metrics(nonmembers.logits, nonmembers.labels, temperature, n_bins)
+        summary.update(fitted_temperature=temperature, ece_scaled=after["ece"], nll_scaled=after["nll"])
+    return summary
+
+
+def _unscalable(target_reason: str, shadow_paths: Sequence[Path], shadows: list[dict[str, np.ndarray]]) -> str:
+    """Why the temperature_scaled variant cannot be attacked ("" if it can): the target or a shadow has no T."""
+    reasons = [target_reason] if target_reason else []
+    for path, shadow in zip(shadow_paths, shadows, strict=True):
+        if not math.isfinite(float(shadow["temperature"])):
+            why = str(shadow["temperature_not_fitted_reason"]) if "temperature_not_fitted_reason" in shadow else ""
+            reasons.append(f"shadow {path}: {why or 'no fitted temperature'}")
+    return "; ".join(reasons)
+
+
+def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, images_path: Path, roles_path: Path,
+                shadow_paths: Sequence[Path], metrics_path: Path, scores_dir: Path, roc_path: Path) -> None:
+    from tempered.reporting.figures import save_figure
+    from tempered.stages.membership.figures import roc_figure
+
+    config = load_config(config_files)
+    cfg = config["membership"]
+    match = MEMBERSHIP_NAME.match(model_name)
+    if match is None or match["inner"].startswith("shadow"):
+        raise ArtifactError(f"{model_name!r} is not a membership target (mi<size>_<model>)")
+    mcfg = model_config(config, model_name)
+    device = resolve_device(config["compute"]["device"])
+    model, meta = load_model(mcfg, model_name, checkpoint)
+    model.to(device)
+    images = read_images(images_path)
+    roles = read_arrays(roles_path, required=("members", "nonmembers", "calibration"))
+    sets = {name: subset(images, roles, name) for name in ("members", "nonmembers", "calibration")}
+    logits = {name: _logits(model, x, config, device) for name, (x, _) in sets.items()}
+    temperature, not_fitted = _fitted_temperature(model_name, logits["calibration"], sets["calibration"][1], config)
+    members, nonmembers = (Logits(logits[n], sets[n][1]) for n in ("members", "nonmembers"))
+    shadows = _read_shadows(shadow_paths, len(members.labels), len(nonmembers.labels))
+    skipped = {"temperature_scaled": _unscalable(not_fitted, shadow_paths, shadows)}
+    skipped = {variant: why for variant, why in skipped.items() if why}
+    boot = Bootstrap(**cfg["bootstrap"])
+
+    results: dict[str, dict[str, Any]] = {}
+    columns: dict[str, dict[str, np.ndarray]] = {}
+    for variant in tqdm(VARIANTS, desc=f"membership attacks on {model_name}", unit="variant", mininterval=2.0):
+        if variant in skipped:
+            log.warning("%s: variant %s skipped: %s", model_name, variant, skipped[variant])
+            continue
+        if variant == "adversarial_input":
+            t_in, t_out = (Logits(_adversarial_logits(model, *sets[n], config, device), sets[n][1])
+                           for n in ("members", "nonmembers"))
+        else:
+            scale = temperature if variant == "temperature_scaled" else 1.0
+            t_in, t_out = Logits(members.logits / scale, members.labels), Logits(nonmembers.logits / scale,
+                                                                                 nonmembers.labels)
+        scaled = variant == "temperature_scaled"
+        shadow_in, shadow_out = _pooled(shadows, "adv_" if variant == "adversarial_input" else "", scaled)
+        if variant == "adversarial_input":
+            results[variant], table = metric_attacks(t_in, t_out, shadow_in, shadow_out, boot)
+        else:
+            on = {n: [torch.from_numpy(s[f"candidate_{n}_logits"]) / (float(s["temperature"]) if scaled else 1.0)
+                      for s in shadows] for n in ("members", "nonmembers")}
+            results[variant], table = attack_target(t_in, t_out, shadow_in, shadow_out, on["members"],
+                                                    on["nonmembers"], boot)
+            table = table.drop(columns=["member", "label"])
+        for attack in table.columns:
+            columns.setdefault(attack, {})[variant] = table[attack].to_numpy()
+        log.info("%s %s: %s", model_name, variant,
+                 ", ".join(f"{a} AUROC {m['auroc']:.3f}" for a, m in results[variant].items()))
+
+    record = checked_metrics(metrics_path, {  # before the first write: a refused record leaves no output
+        "model": model_name, "inner_model": match["inner"], "seed": meta["provenance"]["seed"],
+        "target": _target_summary(members, nonmembers, temperature, mcfg, int(match["size"]),
+                                  config["calibration"]["n_bins"]),
+        "attacks": results,
+        "skipped_variants": skipped,
+        "n_members": len(members.labels), "n_nonmembers": len(nonmembers.labels), "n_shadows": len(shadows),
+        "provenance": provenance({"membership": cfg, "calibration": config["calibration"]},
+                                 seed=meta["provenance"]["seed"], device=device,
+                                 data_digests={p.name: sha256_file(p) for p in (checkpoint, roles_path)}),
+    })
+    scores_dir.mkdir(parents=True, exist_ok=True)
+    member = np.r_[np.ones(len(members.labels), bool), np.zeros(len(nonmembers.labels), bool)]
+    label = np.concatenate([members.labels.numpy(), nonmembers.labels.numpy()])
+    for attack, by_variant in columns.items():
+        write_table(scores_dir / f"{attack}.csv", pd.DataFrame({"member": member, "label": label, **by_variant}))
+    save_figure(roc_figure(columns, member, model_name), roc_path)
+    write_metrics(metrics_path, record)
+
+
+FIGURES = ("vs_temperature", "scaling", "vs_generalization")  # keys of tempered.paths.MEMBERSHIP_FIGURES
+
+
+def report_step(config_files: Sequence[str], metrics_paths: Sequence[Path], table_path: Path, markdown_path: Path,
+                summary_path: Path, figure_paths: dict[str, Path]) -> None:
+    from tempered.artifacts import write_bytes
+    from tempered.config import membership_model_names, robust_membership_model
+    from tempered.reporting.figures import save_figure
+    from tempered.stages.membership import figures as figs
+    from tempered.stages.membership.report import markdown, membership_frame, read_records, summary
+
+    config = load_config(config_files)
+    cfg = config["membership"]
+    frame = membership_frame(read_records(metrics_paths))
+    robust = robust_membership_model(config)
+    # A target whose T had no finite optimum on any seed has no mean T or scaled ECE: not measured.
+    record = checked_metrics(summary_path, summary(frame, config["distillation"]["base_model"], robust),
+                             not_measured=("targets.*.target.fitted_temperature", "targets.*.target.ece_scaled"))
+    write_table(table_path, frame)
+    write_bytes(markdown_path, markdown(frame).encode())
+    write_metrics(summary_path, record)
+    distilled = {f"mi{size}_{name}": model_config(config, name)["temperature"] for size in cfg["train_sizes"]
+                 for name in membership_model_names(config) if name.startswith(("teacher_", "student_"))}
+    base = {f"mi{size}_{config['distillation']['base_model']}": size for size in cfg["train_sizes"]}
+    save_figure(figs.leakage_vs_temperature(frame, distilled, base), figure_paths["vs_temperature"])
+    save_figure(figs.before_after_scaling(frame), figure_paths["scaling"])
+    save_figure(figs.leakage_vs_generalization(frame), figure_paths["vs_generalization"])
+
+
+def register(add_step) -> None:
+    """This stage's CLI steps: membership-roles, membership-shadow, membership-attack, membership-report."""
+    p = add_step("membership-roles", lambda a: roles_step(a.config, Path(a.split), a.size, a.shadow, Path(a.out)),
+                 "index sets of one target size (or of one of its shadows)")
+    p.add_argument("--split", required=True)
+    p.add_argument("--size", required=True, type=int)
+    p.add_argument("--shadow", type=int, help="the shadow's number k; without it, the target's roles")
+    p.add_argument("--out", required=True)
+
+    p = add_step("membership-shadow", lambda a: shadow_step(a.config, a.model, Path(a.checkpoint), Path(a.images),
+                                                            Path(a.roles), Path(a.target_roles), Path(a.out)),
+                 "a shadow model's logits, PGD logits and fitted T, for the attacker")
+    p.add_argument("--model", required=True, help="mi<size>_shadow<k>")
+    for name in ("checkpoint", "images", "roles", "target-roles", "out"):
+        p.add_argument(f"--{name}", required=True)
+
+    p = add_step("membership-attack", lambda a: attack_step(
+        a.config, a.model, Path(a.checkpoint), Path(a.images), Path(a.roles), [Path(s) for s in a.shadows],
+        Path(a.metrics), Path(a.scores), Path(a.figure)),
+        "every membership attack on one target: deployed, temperature-scaled, adversarial inputs")
+    p.add_argument("--model", required=True, help="mi<size>_<model>")
+    for name in ("checkpoint", "images", "roles", "metrics", "scores", "figure"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("--shadows", required=True, nargs="+", help="the membership-shadow outputs of this size")
+
+    p = add_step("membership-report", lambda a: report_step(
+        a.config, [Path(m) for m in a.metrics], Path(a.table), Path(a.markdown), Path(a.summary),
+        {name: Path(getattr(a, name)) for name in FIGURES}),
+        "the membership table, summary metrics and figures over every target")
+    p.add_argument("--metrics", required=True, nargs="+", help="every membership-attack JSON")
+    for name in ("table", "markdown", "summary", *FIGURES):
+        p.add_argument(f"--{name.replace('_', '-')}", required=True)

@@ -13,9 +13,10 @@ import pytest
 
 from tempered import costs
 from tempered.reporting.tables import markdown_table
-from tempered.stages import calibration, ood
 from tempered.stages.attacks import distillation_report
+from tempered.stages.calibration import steps as calibration
 from tempered.stages.membership import report as membership_report
+from tempered.stages.ood import steps as ood
 from tempered.stages.report import reproduction as reproduction_report
 from tempered.stages.report.claims import NOT_REPRODUCED, REPRODUCED, Measurement, Outcome
 from tempered.stages.szegedy import report as szegedy_report

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,8 +11,6 @@ from tempered.config import load_config
 from tempered.data.sources import fetch_dataset
 from tempered.data.split import describe_split, make_split
 from tempered.provenance import provenance
-
-log = logging.getLogger(__name__)
 
 
 def fetch_dataset_step(config_files: Sequence[str], dataset: str, out: Path, manifest: Path) -> None:

@@ -83,3 +83,12 @@ def test_every_function_a_real_step_runs_is_in_its_files(tmp_path, repo_config, 
     ran = {str(code_deps.SOURCE_DIR / Path(f).relative_to(package)) for f in called}
     assert f"src/tempered/attacks/{attack}.py" in ran  # the trace sees the attack itself
     assert ran <= set(code_deps.step_files("attack")), sorted(ran - set(code_deps.step_files("attack")))
+
+
+def test_a_module_of_nothing_but_its_docstring_is_no_dependency_and_one_with_code_is():
+    attack = code_deps.step_files("attack")
+    assert "src/tempered/attacks/registry.py" in attack
+    assert "src/tempered/attacks/__init__.py" not in attack  # its docstring only
+    assert not code_deps.read_module("tempered.attacks").runs_code
+    assert "src/tempered/models/__init__.py" in attack  # build_model lives there
+    assert code_deps.read_module("tempered.models").runs_code

@@ -2,14 +2,18 @@
 params (so a change reruns exactly the affected jobs) and dvc.yaml lists the same keys as DVC params.
 
 compute.* is deliberately absent: device and thread count do not change what is computed, only how fast.
+
+A step sees nothing else: step_config gives it the config as a StepConfig, which refuses every key its entry
+does not declare, so what a step reads and what its rule records cannot drift apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from tempered.config import derived_setting_keys, model_config_key
+from tempered.config import derived_setting_keys, load_config, model_config, model_config_key
 
 # {model_key} is where the model's settings live: models.<model>, or the base model's for teacher_T<T> and
 # student_T<T> (whose temperature is in the name, so the grid adds or removes jobs, never reruns others).
@@ -30,7 +34,8 @@ STEP_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
             "ood.confidence_epsilons", "ood.bootstrap", "evaluation.batch_size"),
     "ood-report": (),
     "training-set-error": ("{model_key}.train_set", "{model_key}.limit_train", "evaluation.batch_size"),
-    "lbfgs-attack": ("szegedy.attack",),
+    # Which table a model is attacked for (its group) sets the digits it is attacked on.
+    "lbfgs-attack": ("szegedy.attack", "szegedy.cross_model", "szegedy.cross_training_set"),
     "szegedy-transfer": ("szegedy.cross_model", "szegedy.cross_training_set", "szegedy.attack", "szegedy.gaussian",
                          "szegedy.magnify_to"),
     "szegedy-examples": ("szegedy.example_images",),
@@ -90,3 +95,82 @@ def _canonical(value: Any) -> Any:
 def config_slice(config: Mapping[str, Any], step: str, **args: Any) -> dict[str, Any]:
     """{key: value} of everything `step` reads from config, for Snakemake's params (canonical key order)."""
     return {key: _canonical(lookup(config, key)) for key in sorted(step_config_keys(step, config, **args))}
+
+
+# How a step computes (device, threads, memory layout), never what: no step declares it, so switching it reruns
+# nothing, and every step may read it.
+HOW_NOT_WHAT = ("compute",)
+
+
+class UndeclaredConfigRead(Exception):
+    """A step read a config key its entry in STEP_CONFIG_KEYS does not name: a change to that key would not rerun
+    the step under either engine. A bug in the step or in the table, never in the user's config."""
+
+
+class StepConfig(Mapping[str, Any]):
+    """The config as one step sees it: exactly the keys STEP_CONFIG_KEYS declares for it (the slice its rule
+    records as params and its dvc.yaml stage lists), plus compute.*. Reading any other key raises
+    UndeclaredConfigRead, naming the step and the key, so the declared slice and what the step reads cannot drift
+    apart. A mapping on the way to a declared key is itself a StepConfig; a declared value comes back as it is.
+
+    Key listing and `in` show the config's shape, not its values: they are free.
+
+    A model's own settings (model()) are free too: they reach a step with that model's artifacts (its checkpoint,
+    logits or metrics, the step's inputs), which the training rewrites when they change.
+    """
+
+    def __init__(self, config: Mapping[str, Any], step: str, declared: Sequence[str]) -> None:
+        self._value: Mapping[str, Any] = config
+        self._root: Mapping[str, Any] = config
+        self._step = step
+        self._keys = tuple(sorted(declared))
+        self._declared = tuple(tuple(key.split(".")) for key in [*declared, *HOW_NOT_WHAT])
+        self._path: tuple[str, ...] = ()
+
+    def __getitem__(self, key: str) -> Any:
+        path = (*self._path, key)
+        if any(path[:len(d)] == d for d in self._declared):  # at or under a declared key
+            return self._value[key]
+        if not any(d[:len(path)] == path for d in self._declared):  # nor on the way to one
+            raise UndeclaredConfigRead(
+                f"step {self._step!r} read config key {'.'.join(path)!r}, which it does not declare: add it to "
+                f"STEP_CONFIG_KEYS[{self._step!r}] in tempered/step_params.py (then Snakemake's params and "
+                f"dvc.yaml's params record it, and a change to it reruns the step)")
+        value = self._value[key]
+        if not isinstance(value, Mapping):
+            return value
+        inner = copy.copy(self)
+        inner._value, inner._path = value, path
+        return inner
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._value)
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._value
+
+    def declared(self) -> dict[str, Any]:
+        """{key: value} of every key the step declares: what its rule records as params (config_slice), and what
+        its artifacts' provenance hashes."""
+        return {key: _canonical(lookup(self._root, key)) for key in self._keys}
+
+    def model(self, name: str) -> dict[str, Any]:
+        """The settings of model `name` (tempered.config.model_config)."""
+        return model_config(self._root, name)
+
+    def model_key(self, name: str) -> str:
+        """The config key model `name`'s settings live under (for messages that name what to change)."""
+        return model_config_key(self._root, name)
+
+
+def step_view(config: Mapping[str, Any], step: str, **args: Any) -> StepConfig:
+    """A validated config as `step` sees it (its wildcards in `args`, as for step_config_keys)."""
+    return StepConfig(config, step, step_config_keys(step, config, **args))
+
+
+def step_config(config_files: Sequence[str], step: str, **args: Any) -> StepConfig:
+    """The config files merged and validated (tempered.config.load_config), seen as `step` declares them."""
+    return step_view(load_config(config_files), step, **args)

@@ -26,6 +26,7 @@ from tempered.stages.figures import training_curves  # noqa: E402
 from tempered.stages.membership import figures as figures_membership  # noqa: E402
 from tempered.stages.ood import figures as figures_ood  # noqa: E402
 from tempered.stages.report import figures as figures_summary  # noqa: E402
+from tempered.step_params import step_view
 
 # ---------------------------------------------------------------------------------------------------------------
 # Screen geometry
@@ -187,7 +188,7 @@ def distillation_frame(repo_config) -> pd.DataFrame:
     accuracy = {"cnn": 0.9852, "student_T1": 0.9886, "student_T20": 0.987, "student_T100": 0.9856,
                 "teacher_T1": 0.9852, "teacher_T20": 0.9882, "teacher_T100": 0.9875}
     evals = [{"model": m, "seed": 0, "test": {"accuracy": a}} for m, a in accuracy.items()]
-    return distillation.tidy_results(repo_config, evals, attack_metrics, {})
+    return distillation.tidy_results(step_view(repo_config, "distillation-report"), evals, attack_metrics, {})
 
 
 def membership_frame() -> pd.DataFrame:
@@ -411,7 +412,7 @@ def test_adversarial_examples_name_the_true_and_the_adversarial_class(repo_confi
         "results/attacks/fgsm/cnn/seed0.npz": arrays(False, [True, True]),
         "results/attacks/fgsm/student_T100/seed0.npz": arrays(False, [False, False]),
     }
-    fig = distillation.examples_figure(repo_config, adversarial)
+    fig = distillation.examples_figure(step_view(repo_config, "distillation-report"), adversarial)
     shown = [ax for ax in fig.axes if any(isinstance(a, AxesImage) for a in ax.get_children())]
     assert len(shown) == 3  # FGSM never succeeded on the student: "no success", no caption
     assert all(ax.get_xlabel() for ax in shown)

@@ -11,6 +11,7 @@ import torch
 
 from tempered.stages.attacks.distillation_report import claims, gradients_figure, markdown, summary_table, tidy_results
 from tempered.stages.attacks.steps import gradient_summaries, input_gradient_magnitudes, log_input_gradient_magnitudes
+from tempered.step_params import step_view
 from tests.unit.test_attacks import Scaled, synthetic_digits, train_synthetic_mlp
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -70,7 +71,7 @@ def test_the_report_and_figure_use_log10_and_order_the_students(repo_config, sma
                  for name, k in (("cnn", 1.0), ("student_T1", 1.0), ("student_T20", 20.0), ("student_T100", 100.0))}
     gradients["student_T100/seed0"]["log10_mean_abs"][0] = -math.inf  # an exact zero must not break anything
     evals = [{"model": m.split("/")[0], "seed": 0, "test": {"accuracy": 0.99}} for m in gradients]
-    table = summary_table(tidy_results(repo_config, evals, [], gradients))
+    table = summary_table(tidy_results(step_view(repo_config, "distillation-report"), evals, [], gradients))
     log10 = table[table["quantity"] == "gradient_log10_mean_abs_median"].set_index("model")["mean"]
     # At scale 100 this small model's gradients are near 1e-820: below float64, measurable only as a log.
     assert log10["student_T1"] > log10["student_T20"] > log10["student_T100"] > -math.inf
@@ -78,8 +79,9 @@ def test_the_report_and_figure_use_log10_and_order_the_students(repo_config, sma
     assert "median log10 mean-abs input gradient" in text
     line = next(x for x in claims(table, []) if "input gradients" in x)
     assert "— seen across the students" in line and "at T=1 ->" in line and "at T=100" in line
-    fig = gradients_figure(repo_config, gradients)
+    fig = gradients_figure(step_view(repo_config, "distillation-report"), gradients)
     assert "1 exactly 0, not shown" in fig.axes[0].get_title()
     # An older file without log10 values: its underflowed zeros give no log10 median, not a -inf one.
-    old = tidy_results(repo_config, [], [], {"student_T100/seed0": {"mean_abs": np.zeros(3)}})
+    old = tidy_results(step_view(repo_config, "distillation-report"), [], [],
+                       {"student_T100/seed0": {"mean_abs": np.zeros(3)}})
     assert "gradient_log10_mean_abs_median" not in set(old["quantity"])

@@ -8,14 +8,17 @@ import pytest
 
 from tempered.config import ConfigError
 from tempered.data.split import make_split
+from tempered.stages.szegedy.groups import szegedy_groups
 from tempered.stages.szegedy.steps import attack_samples, sample_source, transfer_group
 
 
 def test_default_sample_sets_follow_the_paper(repo_config):
     assert repo_config["szegedy"]["attack"]["sample_set"] == {"cross_model": "train", "cross_training_set": "test"}
     assert repo_config["szegedy"]["gaussian"]["clip"] is False
-    assert sample_source(repo_config, "cross_model") == ("full", None)
-    assert sample_source(repo_config, "cross_training_set") == ("test", None)
+    sample_sets = repo_config["szegedy"]["attack"]["sample_set"]
+    first = repo_config["models"][repo_config["szegedy"]["cross_model"][0]]
+    assert sample_source(sample_sets["cross_model"], first) == ("full", None)
+    assert sample_source(sample_sets["cross_training_set"], first) == ("test", None)
     assert transfer_group(repo_config, "fc10_1em4") == "cross_model"
     assert transfer_group(repo_config, "fc100_100_10_p2") == "cross_training_set"
     with pytest.raises(ConfigError, match="neither"):
@@ -26,14 +29,16 @@ def test_training_digits_of_models_on_different_halves_are_refused(repo_config):
     config = copy.deepcopy(repo_config)
     config["szegedy"]["attack"]["sample_set"]["cross_training_set"] = "train"
     with pytest.raises(ConfigError, match="one training set shared"):
-        sample_source(config, "cross_training_set")
+        szegedy_groups(config)
 
 
 def test_limited_training_sets_are_drawn_from_what_the_models_saw(repo_config):
     config = copy.deepcopy(repo_config)
     for name in config["szegedy"]["cross_model"]:
         config["models"][name]["limit_train"] = 300
-    assert sample_source(config, "cross_model") == ("full", 300)
+    szegedy_groups(config)  # they share it
+    first = config["models"][config["szegedy"]["cross_model"][0]]
+    assert sample_source(config["szegedy"]["attack"]["sample_set"]["cross_model"], first) == ("full", 300)
 
 
 def test_attack_samples_index_the_array_of_their_set():

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tempered.config import ConfigError, distilled_names, model_config
+from tempered.config import ConfigError, distilled_names
 from tempered.data.split import HELD_OUT
 
 REPORT_SET = "test"
@@ -42,13 +42,6 @@ def ood_model_names(config: Mapping[str, Any]) -> list[str]:
 def detectors_for(architecture: str, temperature_fitted: bool) -> list[str]:
     names = [d for d in LOGIT_DETECTORS if temperature_fitted or not d.endswith("_scaled")]
     return names + (list(CONFIDENCE_DETECTORS) if architecture == "confidence_cnn" else [])
-
-
-def distillation_temperature(config: Mapping[str, Any], model: str) -> float | None:
-    """The training temperature of teacher_T<T> / student_T<T>; None for models outside the distillation grid."""
-    if model in config["models"]:
-        return None
-    return float(model_config(config, model)["temperature"])
 
 
 def in_distribution_parts(train_set: str, split: Mapping[str, np.ndarray], tune_size: int,

@@ -4,3 +4,11 @@ the library, writes artifacts with provenance, and registers its `python -m temp
 
 # Stage packages whose steps the CLI offers, in the order `--help` lists them.
 STAGES = ("data", "train", "evaluate", "figures", "attacks", "calibration", "ood", "szegedy", "membership", "report")
+
+
+def distillation_temperature(config, model: str) -> float | None:
+    """The training temperature of teacher_T<T> / student_T<T> (from a step's StepConfig); None for a model defined
+    under 'models', whose temperature is no point on the distillation grid."""
+    if model in config["models"]:
+        return None
+    return float(config.model(model)["temperature"])

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from tempered.artifacts import write_bytes, write_metrics, write_table  # noqa: E402
-from tempered.config import DISTILLED_NAME, model_config  # noqa: E402
+from tempered.config import DISTILLED_NAME  # noqa: E402
 from tempered.reporting.figures import apply_style, legend_beside, log_temperature_axis, save_figure  # noqa: E402
 from tempered.reporting.summary import across_seeds  # noqa: E402
 from tempered.reporting.tables import markdown_table  # noqa: E402
@@ -28,7 +28,7 @@ ATTACK_LABELS = {"jsma": "JSMA (softmax, T=1)", "jsma_known_t": "JSMA (softmax a
 
 def temperature_of(config: Mapping[str, Any], model: str) -> float | None:
     """A distilled model's T; None for the undistilled base model."""
-    return model_config(config, model)["temperature"] if DISTILLED_NAME.match(model) else None
+    return config.model(model)["temperature"] if DISTILLED_NAME.match(model) else None
 
 
 def log10_mean_abs(arrays: Mapping[str, np.ndarray]) -> np.ndarray:

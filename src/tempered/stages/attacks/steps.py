@@ -18,11 +18,12 @@ from tempered.artifacts import checked_metrics, read_arrays, read_json, sha256_f
 from tempered.attacks import registry
 from tempered.attacks.common import Attack, AttackResult, adversarial_robustness, concatenate, l0_fraction
 from tempered.attacks.jsma import JSMA
-from tempered.config import ConfigError, attacked_models, load_config, model_config
+from tempered.config import ConfigError
 from tempered.data.arrays import read_images
 from tempered.device import resolve_device, seed_everything
 from tempered.models.checkpoints import load_model
 from tempered.provenance import provenance
+from tempered.step_params import step_config
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +129,12 @@ def attack_summary(result: AttackResult, x: torch.Tensor, clean_correct: torch.T
 
 def attack_step(config_files: Sequence[str], attack_name: str, model_name: str, seed: int, checkpoint: Path,
                 images_path: Path, out: Path, metrics_path: Path) -> None:
-    config = load_config(config_files)
-    if attack_name not in config["attacks"]["enabled"]:
-        raise ConfigError(f"attack {attack_name!r} is not in attacks.enabled {config['attacks']['enabled']}")
-    if model_name not in attacked_models(config):
-        raise ConfigError(f"model {model_name!r} is not attacked; attacked models: {attacked_models(config)}")
+    config = step_config(config_files, "attack", attack=attack_name)
+    # Which attacks run on which models (attacks.enabled, the T grid) is the DAG's choice, not this job's input.
     cfg = config["attacks"]
     device = resolve_device(config["compute"]["device"])
     seed_everything(cfg["seed"])
-    model, meta = load_model(model_config(config, model_name), model_name, checkpoint)
+    model, meta = load_model(config.model(model_name), model_name, checkpoint)
     model.to(device)
     images = read_images(images_path)
     index = attacked_sample_indices(len(images["y_test"]), cfg, attack_name)
@@ -148,7 +146,7 @@ def attack_step(config_files: Sequence[str], attack_name: str, model_name: str, 
         rows, target = every_other_target(labels)
     with torch.no_grad():
         clean_correct = model(x).argmax(1) == labels
-    temperature = model_config(config, model_name)["temperature"]
+    temperature = config.model(model_name)["temperature"]
     attack = build_attack(attack_name, cfg[attack_name], temperature, cfg["seed"])
     result = run_batched(attack, model, x[rows], labels[rows], target, cfg["batch_size"],
                          f"{attack_name} on {model_name}")
@@ -225,9 +223,9 @@ def gradient_summaries(log_magnitudes: torch.Tensor) -> dict[str, np.ndarray]:
 
 def gradients_step(config_files: Sequence[str], model_name: str, checkpoint: Path, images_path: Path,
                    out: Path) -> None:
-    config = load_config(config_files)
+    config = step_config(config_files, "gradients")
     cfg = config["attacks"]
-    model, _ = load_model(model_config(config, model_name), model_name, checkpoint)
+    model, _ = load_model(config.model(model_name), model_name, checkpoint)
     images = read_images(images_path)
     index = attack_sample_indices(len(images["y_test"]), cfg["gradient_samples"], cfg["seed"])
     x = torch.from_numpy(images["x_test"][index].astype(np.float32) / 255.0).unsqueeze(1)
@@ -267,7 +265,7 @@ def register(add_step) -> None:
 def distillation_report_step(args) -> None:
     from tempered.stages.attacks.distillation_report import write_distillation_report
 
-    config = load_config(args.config)
+    config = step_config(args.config, "distillation-report")
     write_distillation_report(
         config,
         eval_metrics=[read_json(p) for p in args.eval_metrics],

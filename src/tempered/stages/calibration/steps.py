@@ -33,11 +33,12 @@ from tempered.calibration.temperature_scaling import (
     nll_slopes_in_inverse_temperature,
     reliability_bins,
 )
-from tempered.config import load_config, model_config
 from tempered.data.split import HELD_OUT
-from tempered.ood.protocol import REPORT_SET, distillation_temperature
+from tempered.ood.protocol import REPORT_SET
 from tempered.provenance import provenance
 from tempered.reporting.tables import markdown_table
+from tempered.stages import distillation_temperature
+from tempered.step_params import step_config
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,8 @@ def calibrate_step(config_files: Sequence[str], model_name: str, seed: int, logi
     from tempered.reporting.figures import save_figure
     from tempered.stages.calibration.figures import reliability_diagram
 
-    config = load_config(config_files)
-    mcfg, cfg = model_config(config, model_name), config["calibration"]
+    config = step_config(config_files, "calibrate", model=model_name)
+    mcfg, cfg = config.model(model_name), config["calibration"]
     fit_set, report_set = calibration_sets(mcfg["train_set"])
     required = (f"{report_set}_logits", f"{report_set}_labels") + (
         (f"{fit_set}_logits", f"{fit_set}_labels") if fit_set else ())

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tempered.artifacts import sha256_file, write_arrays, write_json
-from tempered.config import load_config
 from tempered.data.sources import fetch_dataset
 from tempered.data.split import describe_split, make_split
 from tempered.provenance import provenance
+from tempered.step_params import step_config
 
 
 def fetch_dataset_step(config_files: Sequence[str], dataset: str, out: Path, manifest: Path) -> None:
-    config = load_config(config_files)
+    config = step_config(config_files, "fetch", dataset=dataset)
     cfg = config["data"][dataset]
     with tempfile.TemporaryDirectory(prefix=f"tempered-{dataset}-") as workdir:
         result = fetch_dataset(dataset, cfg, Path(workdir))
@@ -35,7 +35,7 @@ def fetch_dataset_step(config_files: Sequence[str], dataset: str, out: Path, man
 
 
 def split_step(config_files: Sequence[str], out: Path, manifest: Path) -> None:
-    config = load_config(config_files)
+    config = step_config(config_files, "split")
     cfg = config["split"]
     split = make_split(cfg["validation_size"], cfg["seed"])
     write_arrays(out, split)

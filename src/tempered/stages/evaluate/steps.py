@@ -16,12 +16,12 @@ from tempered.artifacts import (
     write_arrays,
     write_metrics,
 )
-from tempered.config import load_config, model_config
 from tempered.data.arrays import read_images, subset
 from tempered.data.split import HELD_OUT
 from tempered.device import resolve_device
 from tempered.models.checkpoints import load_model
 from tempered.provenance import provenance
+from tempered.step_params import step_config
 from tempered.training.inference import classification_metrics, predict_logits
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 def evaluate_step(config_files: Sequence[str], model_name: str, checkpoint: Path, images_path: Path,
                   split_path: Path, logits_path: Path, metrics_path: Path) -> None:
-    config = load_config(config_files)
-    mcfg = model_config(config, model_name)
+    config = step_config(config_files, "evaluate", model=model_name)
+    mcfg = config.model(model_name)
     device = resolve_device(config["compute"]["device"])
     model, meta = load_model(mcfg, model_name, checkpoint)
     model.to(device)

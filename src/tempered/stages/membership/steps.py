@@ -35,7 +35,7 @@ from tempered.artifacts import (
 )
 from tempered.attacks.pgd import PGD
 from tempered.calibration.temperature_scaling import NoFiniteOptimum, calibration_metrics, fit_temperature
-from tempered.config import MEMBERSHIP_NAME, load_config, model_config
+from tempered.config import MEMBERSHIP_NAME
 from tempered.data.arrays import read_images, subset
 from tempered.device import resolve_device
 from tempered.models import ClassLogits
@@ -43,6 +43,7 @@ from tempered.models.checkpoints import load_model
 from tempered.privacy.evaluation import Bootstrap, Logits, attack_target, metric_attacks
 from tempered.privacy.roles import shadow_roles, target_roles
 from tempered.provenance import provenance
+from tempered.step_params import step_config
 from tempered.training.inference import predict_logits
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ SHADOW_ARRAYS = ("members_logits", "members_labels", "out_logits", "out_labels",
 
 
 def roles_step(config_files: Sequence[str], split_path: Path, size: int, shadow: int | None, out: Path) -> None:
-    config = load_config(config_files)
+    config = step_config(config_files, "membership-roles")
     cfg = config["membership"]
     split = read_arrays(split_path, required=("p1", "p2", "test"))
     try:
@@ -102,9 +103,9 @@ def shadow_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
     """Everything the attacker takes from one shadow: its logits on a sample of its members and on as many of its
     non-members (plain and on PGD examples: per-class thresholds), its T fitted on the calibration digits, and
     its logits on the targets' candidates (the OUT distribution of the offline likelihood-ratio attack)."""
-    config = load_config(config_files)
+    config = step_config(config_files, "membership-shadow", model=model_name)
     device = resolve_device(config["compute"]["device"])
-    model, meta = load_model(model_config(config, model_name), model_name, checkpoint)
+    model, meta = load_model(config.model(model_name), model_name, checkpoint)
     model.to(device)
     images = read_images(images_path)
     roles = read_arrays(roles_path, required=("shadow_members", "shadow_out", "calibration"))
@@ -123,7 +124,7 @@ def shadow_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
     temperature, not_fitted = _fitted_temperature(model_name, _logits(model, x, config, device), y, config)
     arrays["temperature"] = np.float64(temperature)  # NaN: no finite optimum, the reason beside it
     arrays["temperature_not_fitted_reason"] = np.array(not_fitted)
-    record = provenance({"membership": config["membership"], "calibration": config["calibration"]},
+    record = provenance(config.declared(),
                         seed=meta["provenance"]["seed"], device=device,
                         data_digests={p.name: sha256_file(p) for p in (checkpoint, roles_path, target_roles_path)})
     log.info("shadow %s: T=%.3f, %d members / %d non-members", model_name, float(arrays["temperature"]),
@@ -181,12 +182,12 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
     from tempered.reporting.figures import save_figure
     from tempered.stages.membership.figures import roc_figure
 
-    config = load_config(config_files)
+    config = step_config(config_files, "membership-attack", model=model_name)
     cfg = config["membership"]
     match = MEMBERSHIP_NAME.match(model_name)
     if match is None or match["inner"].startswith("shadow"):
         raise ArtifactError(f"{model_name!r} is not a membership target (mi<size>_<model>)")
-    mcfg = model_config(config, model_name)
+    mcfg = config.model(model_name)
     device = resolve_device(config["compute"]["device"])
     model, meta = load_model(mcfg, model_name, checkpoint)
     model.to(device)
@@ -236,7 +237,7 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
         "attacks": results,
         "skipped_variants": skipped,
         "n_members": len(members.labels), "n_nonmembers": len(nonmembers.labels), "n_shadows": len(shadows),
-        "provenance": provenance({"membership": cfg, "calibration": config["calibration"]},
+        "provenance": provenance(config.declared(),
                                  seed=meta["provenance"]["seed"], device=device,
                                  data_digests={p.name: sha256_file(p) for p in (checkpoint, roles_path)}),
     })
@@ -260,7 +261,7 @@ def report_step(config_files: Sequence[str], metrics_paths: Sequence[Path], tabl
     from tempered.stages.membership import figures as figs
     from tempered.stages.membership.report import markdown, membership_frame, read_records, summary
 
-    config = load_config(config_files)
+    config = step_config(config_files, "membership-report")
     cfg = config["membership"]
     frame = membership_frame(read_records(metrics_paths))
     robust = robust_membership_model(config)
@@ -270,7 +271,7 @@ def report_step(config_files: Sequence[str], metrics_paths: Sequence[Path], tabl
     write_table(table_path, frame)
     write_bytes(markdown_path, markdown(frame).encode())
     write_metrics(summary_path, record)
-    distilled = {f"mi{size}_{name}": model_config(config, name)["temperature"] for size in cfg["train_sizes"]
+    distilled = {f"mi{size}_{name}": config.model(name)["temperature"] for size in cfg["train_sizes"]
                  for name in membership_model_names(config) if name.startswith(("teacher_", "student_"))}
     base = {f"mi{size}_{config['distillation']['base_model']}": size for size in cfg["train_sizes"]}
     save_figure(figs.leakage_vs_temperature(frame, distilled, base), figure_paths["vs_temperature"])

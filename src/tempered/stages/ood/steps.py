@@ -32,7 +32,7 @@ from tempered.artifacts import (
     write_metrics,
     write_table,
 )
-from tempered.config import ConfigError, load_config, model_config
+from tempered.config import ConfigError
 from tempered.data.arrays import read_images
 from tempered.data.ood_sets import (
     DOWNLOADED_SETS,
@@ -48,14 +48,15 @@ from tempered.ood.bootstrap import bootstrap_metrics, roc_curve
 from tempered.ood.protocol import (
     TUNED_DETECTORS,
     detectors_for,
-    distillation_temperature,
     in_distribution_parts,
     ood_parts,
 )
 from tempered.ood.tuning import best_grid_point, confidence_grid, odin_grid
 from tempered.provenance import provenance
 from tempered.reporting.tables import markdown_table
+from tempered.stages import distillation_temperature
 from tempered.stages.report import reference
+from tempered.step_params import step_config
 from tempered.training.inference import predict_logits
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ SELECTION = "lowest FPR at 95% TPR on the tuning samples (ties: higher AUROC, th
 
 def fetch_ood_sets_step(config_files: Sequence[str], out: Path, manifest: Path) -> None:
     """Try torchvision for the downloadable OOD sets named in ood.datasets; record each one's fate."""
-    config = load_config(config_files)
+    config = step_config(config_files, "fetch-ood-sets")
     names = [d for d in config["ood"]["datasets"] if d in DOWNLOADED_SETS]
     with tempfile.TemporaryDirectory(prefix="tempered-ood-") as workdir:
         arrays, status = fetch_downloaded_sets(names, Path(workdir))
@@ -167,8 +168,8 @@ def ood_step(config_files: Sequence[str], model_name: str, seed: int, checkpoint
     from tempered.reporting.figures import save_figure
     from tempered.stages.ood.figures import roc_curves, score_histograms
 
-    config = load_config(config_files)
-    mcfg, cfg = model_config(config, model_name), config["ood"]
+    config = step_config(config_files, "ood", model=model_name)
+    mcfg, cfg = config.model(model_name), config["ood"]
     device = resolve_device(config["compute"]["device"])
     batch_size = config["evaluation"]["batch_size"]
     boot = cfg["bootstrap"]
@@ -291,7 +292,7 @@ def ood_step(config_files: Sequence[str], model_name: str, seed: int, checkpoint
     if t_train is not None:
         record["distillation_temperature"] = t_train
     inputs = (checkpoint, images_path, fashion_path, downloaded_path, calibration_path)
-    record["provenance"] = provenance({"ood": cfg, "train_set": mcfg["train_set"]}, seed=seed, device=device,
+    record["provenance"] = provenance({**config.declared(), "train_set": mcfg["train_set"]}, seed=seed, device=device,
                                       data_digests={p.name: sha256_file(p) for p in inputs})
     checked = checked_metrics(metrics_path, record)
     scores_dir.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from tempered.provenance import code_version
 from tempered.stages.report.claims import evaluate_all, load_claims
 from tempered.stages.report.inputs import DATA_MANIFESTS, report_figures, report_inputs
 from tempered.stages.report.reproduction import FIXED_DEVIATIONS, preset_deviations, render, verdict_counts
-from tempered.step_params import STEP_CONFIG_KEYS
+from tempered.step_params import STEP_CONFIG_KEYS, step_config
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def run_description(config_files: Sequence[str], config: Mapping[str, Any], root
     return {
         "config files": " + ".join(f"`{f}`" for f in config_files),
         "seeds": ", ".join(str(s) for s in config["seeds"]),
-        "config hash": config_hash(config),
+        "config hash": config_hash(config.declared()),  # the result-affecting settings the report reads
         "report code version": code_version(),
         "code versions of the artifacts": ", ".join(sorted(versions)) or "—",
         "devices of the artifacts": ", ".join(sorted(devices)) or "—",
@@ -111,7 +111,7 @@ def report_step(config_files: Sequence[str], claims_path: Path, root: Path, mark
     from tempered.reporting.figures import save_figure
     from tempered.stages.report.figures import temperature_summary, temperature_table
 
-    config = load_config(config_files)
+    config = step_config(config_files, "report")
     claims = load_claims(claims_path)
     papers = read_yaml(claims_path).get("papers", {})
     judged = config["report"]["judge_claims"]

@@ -3,7 +3,7 @@ the Snakefile imports it, and `snakemake -n` should not pay for importing torch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tempered.config import ConfigError
@@ -31,7 +31,25 @@ def szegedy_groups(config: Mapping[str, Any]) -> dict[str, list[str]]:
                 raise ConfigError(f"szegedy.{group}: models.{name}.train_set must be one of {list(train_sets)}, "
                                   f"got {actual!r}")
         groups[group] = list(cfg[group])
+        if group in TRANSFER_GROUPS and cfg["attack"]["sample_set"][group] == "train":
+            _check_shared_training_set(config, group, groups[group])
     return groups
+
+
+def _check_shared_training_set(config: Mapping[str, Any], group: str, names: list[str]) -> None:
+    """Training digits as the attacked samples (sample_set 'train') need one training set shared by the group's
+    models: their transfer table compares them on the same digits."""
+    sources = {(config["models"][m]["train_set"], config["models"][m]["limit_train"]) for m in names}
+    if len(sources) != 1:
+        raise ConfigError(f"szegedy.attack.sample_set.{group}: 'train' needs one training set shared by the "
+                          f"group's models (their transfer table compares them on the same digits); they use "
+                          f"{sorted(sources, key=str)}: use 'test'")
+
+
+def group_members(config: Mapping[str, Any], groups: Sequence[str] = tuple(GROUP_TRAIN_SETS)) -> dict[str, list[str]]:
+    """The model names of each table group, as a step reads them: only szegedy.<group>, since the rules checked
+    the names against 'models' (szegedy_groups) before any job ran."""
+    return {group: list(config["szegedy"][group]) for group in groups}
 
 
 def attacked_szegedy_models(config: Mapping[str, Any]) -> list[str]:

@@ -66,7 +66,7 @@ def table3(config, models: Sequence[str], eval_metrics, training_set_error, atta
     ev, tr, at = _by_model(eval_metrics), _by_model(training_set_error), _by_model(attack_metrics)
     rows = []
     for m in models:
-        own = config["models"][m]["train_set"]
+        own = config.model(m)["train_set"]
         paper = reference.published().szegedy_table3.get(labels[m], {})
         row = {"model": m, "paper_label": labels[m], "train_set": own, "n_seeds": len(ev.get(m, []))}
         for subset in ("p1", "p2", "test"):
@@ -137,7 +137,7 @@ def regulariser(mcfg: Mapping[str, Any]) -> str:
 
 
 def adversarial_training_table(config, eval_metrics) -> pd.DataFrame:
-    labels = {m: regulariser(config["models"][m]) for m in config["szegedy"]["adversarial_training"]}
+    labels = {m: regulariser(config.model(m)) for m in config["szegedy"]["adversarial_training"]}
     ev = _by_model(eval_metrics)
     return pd.DataFrame([{
         "model": m, "regulariser": labels[m], "n_seeds": len(ev.get(m, [])),
@@ -195,7 +195,7 @@ def notes(config) -> str:
              if cfg["gaussian"]["clip"] else "not clipped, as in the paper (its distortion column is sigma)")
     models = list(dict.fromkeys(m for g in ("cross_model", "cross_training_set", "adversarial_training")
                                 for m in cfg[g]))
-    lbfgs = [m for m in models if config["models"][m]["method"] == "convex_lbfgs"]
+    lbfgs = [m for m in models if config.model(m)["method"] == "convex_lbfgs"]
     training = (f"{', '.join(lbfgs)} trained as the paper did, by full-batch L-BFGS to the optimum of their convex "
                 f"objective (max |gradient| <= models.<name>.optimizer.tolerance_grad; each history.csv ends with the "
                 f"objective and gradient reached); the others by minibatch SGD." if lbfgs else

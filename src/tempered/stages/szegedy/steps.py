@@ -32,14 +32,15 @@ from tempered.artifacts import (
 )
 from tempered.attacks.common import concatenate, random_other_targets, rms_distortion
 from tempered.attacks.registry import build_attack
-from tempered.config import ConfigError, load_config, model_config
+from tempered.config import ConfigError
 from tempered.data.arrays import read_images, subset
 from tempered.data.split import source_array
 from tempered.device import resolve_device, seed_everything
 from tempered.models.checkpoints import load_model
 from tempered.provenance import provenance
-from tempered.stages.szegedy.groups import TRANSFER_GROUPS, szegedy_groups
+from tempered.stages.szegedy.groups import TRANSFER_GROUPS, group_members
 from tempered.stages.szegedy.perturbations import gaussian_noise, magnify
+from tempered.step_params import step_config
 from tempered.training.inference import classification_metrics, predict_logits
 
 log = logging.getLogger(__name__)
@@ -48,26 +49,21 @@ NUM_CLASSES = 10
 
 
 def transfer_group(config: Mapping[str, Any], model_name: str) -> str:
-    """The transfer-table group (szegedy.cross_model or szegedy.cross_training_set) a model is attacked for."""
-    groups = szegedy_groups(config)
+    """The transfer-table group (szegedy.cross_model or szegedy.cross_training_set) a model is attacked for. The
+    lists were checked against the models before any job ran (szegedy_groups, in rules/szegedy.smk)."""
     for group in TRANSFER_GROUPS:
-        if model_name in groups[group]:
+        if model_name in config["szegedy"][group]:
             return group
     raise ConfigError(f"model {model_name!r} is in neither szegedy.cross_model nor szegedy.cross_training_set")
 
 
-def sample_source(config: Mapping[str, Any], group: str) -> tuple[str, int | None]:
-    """(split set, limit) the group's attacked digits are drawn from: 'test', or, for sample_set 'train', the
-    training set all of the group's models share (their train_set and limit_train)."""
-    if config["szegedy"]["attack"]["sample_set"][group] == "test":
+def sample_source(sample_set: str, settings: Mapping[str, Any]) -> tuple[str, int | None]:
+    """(split set, limit) a group's attacked digits are drawn from: 'test', or, for sample_set 'train', the training
+    set of the group's models (`settings`: any one's; szegedy_groups checks before any job runs that they share
+    their train_set and limit_train)."""
+    if sample_set == "test":
         return "test", None
-    sources = {(config["models"][m]["train_set"], config["models"][m]["limit_train"])
-               for m in szegedy_groups(config)[group]}
-    if len(sources) != 1:
-        raise ConfigError(f"szegedy.attack.sample_set.{group}: 'train' needs one training set shared by the "
-                          f"group's models (their transfer table compares them on the same digits); they use "
-                          f"{sorted(sources, key=str)}: use 'test'")
-    return sources.pop()
+    return settings["train_set"], settings["limit_train"]
 
 
 def attack_samples(images: Mapping[str, np.ndarray], split: Mapping[str, np.ndarray], sample_set: str,
@@ -96,8 +92,8 @@ def training_set_error_step(config_files: Sequence[str], model_name: str, checkp
                             split_path: Path, out: Path) -> None:
     """Error on the samples the model trained on: Table 1's "train" column and Table 3's own-half column.
     A reported number only; nothing is fitted or chosen on it."""
-    config = load_config(config_files)
-    mcfg = model_config(config, model_name)
+    config = step_config(config_files, "training-set-error", model=model_name)
+    mcfg = config.model(model_name)
     device = resolve_device(config["compute"]["device"])
     model, meta = load_model(mcfg, model_name, checkpoint)
     x, y = subset(read_images(images_path), read_arrays(split_path), mcfg["train_set"], mcfg["limit_train"])
@@ -113,13 +109,13 @@ def lbfgs_attack_step(config_files: Sequence[str], model_name: str, seed: int, c
                       split_path: Path, out: Path, metrics_path: Path) -> None:
     """Section 4.1: minimum-distortion targeted L-BFGS examples for the seeded samples of the model's group
     (training or test digits, szegedy.attack.sample_set); every one saved."""
-    config = load_config(config_files)
+    config = step_config(config_files, "lbfgs-attack")
     group = transfer_group(config, model_name)
-    sample_set, limit = sample_source(config, group)
+    sample_set, limit = sample_source(config["szegedy"]["attack"]["sample_set"][group], config.model(model_name))
     cfg = config["szegedy"]["attack"]
     device = resolve_device(config["compute"]["device"])
     seed_everything(cfg["seed"])
-    model, _ = load_model(model_config(config, model_name), model_name, checkpoint)
+    model, _ = load_model(config.model(model_name), model_name, checkpoint)
     model.to(device)
     images = read_images(images_path)
     index, x, labels, targets = attack_samples(images, read_arrays(split_path), sample_set, limit, cfg)
@@ -193,13 +189,13 @@ def transfer_tables(models: Mapping[str, torch.nn.Module], adversarial: Mapping[
 
 def transfer_step(config_files: Sequence[str], seed: int, model_names: Sequence[str], checkpoints: Sequence[Path],
                   adversarial_paths: Sequence[Path], images_path: Path, split_path: Path, out: Path) -> None:
-    config = load_config(config_files)
-    groups = szegedy_groups(config)
+    config = step_config(config_files, "szegedy-transfer")
     cfg = config["szegedy"]
+    groups = group_members(config, TRANSFER_GROUPS)
     if len(model_names) != len(checkpoints):
         raise ConfigError(f"--models ({len(model_names)}) and --checkpoints ({len(checkpoints)}) must pair up")
     device = resolve_device(config["compute"]["device"])
-    models = {name: load_model(model_config(config, name), name, path)[0].to(device)
+    models = {name: load_model(config.model(name), name, path)[0].to(device)
               for name, path in zip(model_names, checkpoints, strict=True)}
     adversarial = {}
     for path in adversarial_paths:
@@ -214,7 +210,7 @@ def transfer_step(config_files: Sequence[str], seed: int, model_names: Sequence[
         missing = [m for m in groups[group] if m not in models or m not in adversarial]
         if missing:
             raise ArtifactError(f"transfer for szegedy.{group} lacks the checkpoint or adversarial set of {missing}")
-        sample_set, limit = sample_source(config, group)
+        sample_set, limit = sample_source(cfg["attack"]["sample_set"][group], config.model(groups[group][0]))
         index, x_clean, labels, _ = attack_samples(images, split, sample_set, limit, cfg["attack"])
         for name in groups[group]:
             if str(adversarial[name]["sample_set"]) != sample_set \
@@ -228,7 +224,7 @@ def transfer_step(config_files: Sequence[str], seed: int, model_names: Sequence[
             clip_noise=cfg["gaussian"]["clip"])
         record[group]["sample_set"] = sample_set
         log.info("seed %d, %s: %s", seed, group, json.dumps(record[group]["adversarial"]))
-    record["provenance"] = provenance(cfg, seed=seed, device=device,
+    record["provenance"] = provenance(config.declared(), seed=seed, device=device,
                                       data_digests={str(p): sha256_file(p) for p in [*checkpoints,
                                                                                       *adversarial_paths]})
     write_metrics(out, record)
@@ -239,7 +235,7 @@ def examples_step(config_files: Sequence[str], model_name: str, adversarial_path
     from tempered.reporting.figures import save_figure
     from tempered.stages.szegedy.report import examples_figure
 
-    config = load_config(config_files)
+    config = step_config(config_files, "szegedy-examples")
     arrays = read_arrays(adversarial_path, required=("x_adv", "success", "label", "target", "sample_index",
                                                      "sample_set"))
     images = read_images(images_path)
@@ -250,9 +246,9 @@ def examples_step(config_files: Sequence[str], model_name: str, adversarial_path
 def report_step(args) -> None:
     from tempered.stages.szegedy.report import write_szegedy_report
 
-    config = load_config(args.config)
+    config = step_config(args.config, "szegedy-report")
     write_szegedy_report(
-        config, szegedy_groups(config),
+        config, group_members(config),
         eval_metrics=[read_json(p) for p in args.eval_metrics],
         training_set_error=[read_json(p) for p in args.training_set_error],
         attack_metrics=[read_json(p) for p in args.attack_metrics],

@@ -23,13 +23,14 @@ from tempered.artifacts import (
     write_checkpoint,
     write_table,
 )
-from tempered.config import ConfigError, load_config, model_config, model_config_key, training_twins
+from tempered.config import ConfigError
 from tempered.data.arrays import read_images, subset
 from tempered.data.split import monitor_set
 from tempered.device import resolve_device, seed_everything
 from tempered.models import build_model
 from tempered.models.checkpoints import load_model
 from tempered.provenance import provenance
+from tempered.step_params import step_config
 from tempered.training.inference import soft_labels
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,8 @@ def training_method(method: str):
 
 def train_step(config_files: Sequence[str], model_name: str, seed: int, images_path: Path, split_path: Path,
                checkpoint: Path, history_path: Path, soft_labels_path: Path | None = None) -> None:
-    config = load_config(config_files)
-    mcfg = model_config(config, model_name)
+    config = step_config(config_files, "train", model=model_name)
+    mcfg = config.model(model_name)
     if ("teacher" in mcfg) != (soft_labels_path is not None):
         raise ConfigError(f"model {model_name!r}: a distillation student needs --soft-labels from its teacher, "
                           f"and only a student takes them")
@@ -142,7 +143,7 @@ def train_step(config_files: Sequence[str], model_name: str, seed: int, images_p
     model = build_model(mcfg)
     run = TrainingRun(mcfg=mcfg, x=x, y=y, soft_targets=targets, generator=generator, device=device,
                       channels_last=compute["channels_last"], monitor=monitor, monitor_name=monitor_name,
-                      settings_key=model_config_key(config, model_name))
+                      settings_key=config.model_key(model_name))
     history = training_method(mcfg["method"])(model, run)
     inputs = [images_path, split_path] + ([soft_labels_path] if soft_labels_path else [])
     meta = {"model": model_name, "model_config": mcfg, "train_size": len(x),
@@ -158,15 +159,16 @@ def reuse_training_step(config_files: Sequence[str], model_name: str, twin_check
     """A model whose training would repeat another's exactly (config.training_twins: the teacher at T=1 is the
     base CNN) gets that model's weights and history instead of a second training: the same tensors, its own name
     in the metadata, and `trained_as` naming the model that was trained."""
-    config = load_config(config_files)
-    twin = training_twins(config).get(model_name)
-    if twin is None:
-        raise ConfigError(f"model {model_name!r} trains differently from every other model (settings or data): "
-                          "train it, there is no training to reuse")
+    config = step_config(config_files, "reuse-training", model=model_name)
     state_dict, meta = read_checkpoint(twin_checkpoint)
-    if meta.get("model") != twin:
-        raise ArtifactError(f"checkpoint {twin_checkpoint} is of {meta.get('model')!r}; {model_name!r} reuses the "
-                            f"training of {twin!r}")
+    twin = meta.get("model")
+    # Which model is the twin is the DAG's knowledge (tempered.config.training_twins, which reads every model's
+    # settings); the step checks what it can see: the checkpoint was trained with exactly this model's settings.
+    if twin == model_name:
+        raise ArtifactError(f"checkpoint {twin_checkpoint} is {model_name!r}'s own: a model reuses another's training")
+    if meta.get("model_config") != config.model(model_name):
+        raise ArtifactError(f"checkpoint {twin_checkpoint} is of {twin!r}, trained with other settings than "
+                            f"{model_name!r} ({config.model_key(model_name)}): there is no training to reuse")
     log.info("%s trains exactly as %s (same settings, data and seed): reusing its weights", model_name, twin)
     write_checkpoint(checkpoint, state_dict, {**meta, "model": model_name, "trained_as": twin})
     write_bytes(history_path, twin_history.read_bytes())
@@ -193,8 +195,8 @@ def _read_soft_labels(path: Path, mcfg: dict, labels) -> torch.Tensor:
 def soft_labels_step(config_files: Sequence[str], teacher: str, checkpoint: Path, images_path: Path,
                      split_path: Path, out: Path) -> None:
     """Papernot et al. 2016 section IV.B: the teacher's softmax at T on every training sample."""
-    config = load_config(config_files)
-    mcfg = model_config(config, teacher)
+    config = step_config(config_files, "soft-labels", model=teacher)
+    mcfg = config.model(teacher)
     device = resolve_device(config["compute"]["device"])
     model, meta = load_model(mcfg, teacher, checkpoint)
     x, y = subset(read_images(images_path), read_arrays(split_path), mcfg["train_set"], mcfg["limit_train"])

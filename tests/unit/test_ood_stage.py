@@ -18,9 +18,10 @@ from tempered.models.confidence_cnn import ConfidenceCNN
 from tempered.models.papernot_cnn import PapernotCNN
 from tempered.ood.bootstrap import all_metrics, bootstrap_metrics, roc_curve
 from tempered.ood.metrics import OOD_METRICS, bootstrap_interval, misclassification_metrics, ood_metrics
-from tempered.ood.protocol import detectors_for, in_distribution_parts, ood_model_names, ood_parts
+from tempered.ood.protocol import detectors_for, in_distribution_parts, ood_parts
 from tempered.ood.scores import learned_confidence_odin, odin
 from tempered.ood.tuning import best_grid_point, confidence_grid, odin_grid
+from tempered.stages.ood.scored_models import ood_model_names
 from tempered.stages.ood.steps import ood_report_step, ood_step
 
 CPU = torch.device("cpu")

@@ -1,6 +1,6 @@
 # OOD and misclassification detection (Hendrycks & Gimpel 2017; Liang et al. 2018; DeVries & Taylor 2018): the
 # OOD test sets, one scoring job per (model, seed) for ood.models and the distillation students, then a report.
-from tempered.ood.protocol import ood_model_names
+from tempered.stages.ood.scored_models import ood_model_names
 
 OOD_MODELS = ood_model_names(config)
 

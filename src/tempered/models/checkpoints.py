@@ -35,7 +35,7 @@ def load_model(mcfg: Mapping[str, Any], model_name: str, checkpoint: Path):
     if architecture != mcfg["architecture"]:
         raise ArtifactError(
             f"checkpoint {checkpoint} holds architecture {architecture!r}, "
-            f"config models.{model_name}.architecture expects {mcfg['architecture']!r}"
+            f"the settings of {model_name!r} name architecture {mcfg['architecture']!r}"
         )
     model = build_model(mcfg)
     try:

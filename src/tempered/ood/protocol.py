@@ -1,6 +1,4 @@
-"""The detection protocol: which models are scored, with which detectors, and which samples tune and which report.
-
-Imported by the Snakemake rules (which models get a job), so it stays free of torch.
+"""The detection protocol: which detectors score a model, and which samples tune them and which report.
 
 Tune/report rule (ODIN, Liang et al. 2018, section 4; DeVries & Taylor 2018, section 4): the hyper-parameters of
 ODIN and of learned confidence with preprocessing are chosen on the first `tune_size` samples of each OOD set
@@ -13,11 +11,10 @@ rest. Tuning and report samples never overlap (tested).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
-from tempered.config import ConfigError, distilled_names
+from tempered.config import ConfigError
 from tempered.data.split import HELD_OUT
 
 REPORT_SET = "test"
@@ -26,17 +23,6 @@ REPORT_SET = "test"
 LOGIT_DETECTORS = ("msp", "msp_scaled", "energy", "energy_scaled", "odin")
 CONFIDENCE_DETECTORS = ("confidence", "confidence_preprocessed")
 TUNED_DETECTORS = ("odin", "confidence_preprocessed")
-
-
-def ood_model_names(config: Mapping[str, Any]) -> list[str]:
-    """ood.models, then every distillation student, then the teachers when ood.teachers is true."""
-    cfg = config["ood"]
-    unknown = [m for m in cfg["models"] if m not in config["models"]]
-    if unknown:
-        raise ConfigError(f"ood.models names {unknown}, which are not defined under 'models' "
-                          f"({', '.join(sorted(config['models']))})")
-    names = list(cfg["models"]) + distilled_names(config, "student")
-    return names + (distilled_names(config, "teacher") if cfg["teachers"] else [])
 
 
 def detectors_for(architecture: str, temperature_fitted: bool) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from tempered import paths
 from tempered.config import distilled_names
-from tempered.ood.protocol import ood_model_names
+from tempered.stages.ood.scored_models import ood_model_names
 from tempered.stages.report.claims import metric_files
 
 DATA_MANIFESTS = {name: paths.DATASET_MANIFEST.format(dataset=name) for name in ("mnist", "fashion_mnist")}

@@ -55,6 +55,15 @@ def test_every_number_is_recomputed_from_the_saved_scores(snakemake_run, smoke_c
                 if attack in metrics:
                     scores = table[variant].to_numpy()
                     assert auroc(scores[member], scores[~member]) == pytest.approx(metrics[attack]["auroc"])
+        # Robustness beside leakage: the PGD examples' accuracy is the correctness attack's mean score on them.
+        correct = pd.read_csv(root / f"membership/scores/{model}/seed0/correctness.csv")
+        on_pgd = correct["adversarial_input"].to_numpy(float)
+        target, member = record["target"], correct["member"].to_numpy(bool)
+        assert target["pgd_train_accuracy"] == pytest.approx(on_pgd[member].mean())
+        assert target["pgd_test_accuracy"] == pytest.approx(on_pgd[~member].mean())
+        assert target["robust_generalization_gap"] == pytest.approx(
+            target["pgd_train_accuracy"] - target["pgd_test_accuracy"])
+        assert record["robustness_attack"] == {"attack": "pgd", **smoke_config["membership"]["adversarial_input"]}
         skipped = record.get("skipped_variants", {}).get("temperature_scaled")
         if skipped:
             # A target (or shadow) whose NLL has no finite optimum in T has no temperature-scaled variant and no
@@ -83,6 +92,8 @@ def test_the_summary_and_the_report_answer_the_question(snakemake_run, smoke_con
     section = report.split("## Song et al. 2019")[1].split("\n## ")[0]
     assert "correctness attack cannot move" in section and "LiRA AUROC" in section
     assert "MI accuracy against a naturally trained model (ours" in section
+    assert "cnn_pgd's PGD accuracy" in section and "on its members" in section
+    assert "PGD acc. train / test (gap)" in (root / "tables/membership.md").read_text()
     claims = pd.read_csv(root / "tables/claims.csv").set_index("id")
     for claim in ("song.mi.fmnist.natural", "song.mi.fmnist.robust", "song.mi.fmnist.robust_adv_inputs"):
         assert claims.loc[claim, "verdict"] != "not run at this preset", claim

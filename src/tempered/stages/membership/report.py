@@ -18,7 +18,8 @@ from tempered.reporting.tables import markdown_table
 # Attack metrics copied into the table; LiRA has no thresholded 'accuracy' (its scores are not thresholded).
 SCORE_COLUMNS = ("auroc", "advantage", "tpr_at_0.001_fpr", "tpr_at_0.01_fpr", "best_threshold_accuracy")
 TARGET_COLUMNS = ("train_size", "training_temperature", "robust_training", "train_accuracy", "test_accuracy",
-                  "generalization_gap", "fitted_temperature", "ece", "ece_scaled")
+                  "generalization_gap", "fitted_temperature", "ece", "ece_scaled", "pgd_train_accuracy",
+                  "pgd_test_accuracy", "robust_generalization_gap")
 # Song et al. 2019 report the confidence attack's accuracy at the best threshold.
 SONG_ATTACK = "confidence"
 VARIANT_ORDER = ("deployed", "temperature_scaled", "adversarial_input")  # tempered.stages.membership.steps.VARIANTS
@@ -99,7 +100,9 @@ def markdown(frame: pd.DataFrame) -> str:
     """Per variant: AUROC [95% interval] and TPR at 1% FPR of every attack, one row per target (seed means)."""
     lines = ["# Membership inference", "",
              "AUROC [95% bootstrap interval for one seed, t-interval across seeds] / TPR at 1% FPR; higher leaks "
-             "more. Gap: train minus test accuracy; ECE on the non-members, before -> after temperature scaling.",
+             "more. Gap: train minus test accuracy; ECE on the non-members, before -> after temperature scaling; "
+             "PGD acc.: accuracy on the PGD examples (membership.adversarial_input) of the members (train) and the "
+             "non-members (test), and their gap (the robust generalization gap).",
              ""]
     targets = (frame.groupby("model", sort=False)[list(TARGET_COLUMNS)].mean()
                .sort_values(["train_size", "robust_training", "training_temperature"]))
@@ -109,9 +112,10 @@ def markdown(frame: pd.DataFrame) -> str:
         summary_rows.append([model, int(t.train_size), f"{t.training_temperature:g}", f"{t.train_accuracy:.4f}",
                              f"{t.test_accuracy:.4f}", f"{t.generalization_gap:+.4f}",
                              f"{t.fitted_temperature:.3g}" if fitted else "not fitted: no finite optimum",
-                             f"{t.ece:.4f} -> " + (f"{t.ece_scaled:.4f}" if fitted else "-")])
+                             f"{t.ece:.4f} -> " + (f"{t.ece_scaled:.4f}" if fitted else "-"),
+                             _robust_cell(t)])
     lines += markdown_table(["target", "size", "T (training)", "train acc.", "test acc.", "gap", "fitted T",
-                             "ECE -> scaled"], summary_rows)
+                             "ECE -> scaled", "PGD acc. train / test (gap)"], summary_rows)
     for variant in sorted(set(frame.variant), key=VARIANT_ORDER.index):
         rows = frame[frame.variant == variant]
         attacks = list(dict.fromkeys(rows.attack))
@@ -129,6 +133,12 @@ def markdown(frame: pd.DataFrame) -> str:
             variant_rows.append([model, *cells])
         lines += ["", f"## {variant}", "", *markdown_table(["target", *attacks], variant_rows)]
     return "\n".join(lines) + "\n"
+
+
+def _robust_cell(t: pd.Series) -> str:
+    if not math.isfinite(t.pgd_train_accuracy):  # a record from before robustness was measured
+        return "not measured"
+    return f"{t.pgd_train_accuracy:.4f} / {t.pgd_test_accuracy:.4f} ({t.robust_generalization_gap:+.4f})"
 
 
 def findings(summary_metrics: Mapping[str, Any], base: str, students: Sequence[tuple[float, str]],
@@ -158,6 +168,14 @@ def findings(summary_metrics: Mapping[str, Any], base: str, students: Sequence[t
         text.append(f"LiRA AUROC at training size {size} (deployed -> temperature-scaled): base {base} {auroc(base)} "
                     f"-> {auroc(base, 'temperature_scaled')}; distilled students {series}.")
     song = summary_metrics["song2019"]
+
+    def robust_accuracy(model: str) -> str:
+        t = targets.get(f"mi{size}_{model}", {}).get("target", {})
+        if not math.isfinite(t.get("pgd_train_accuracy", math.nan)):
+            return f"{model}'s PGD accuracy: not measured"
+        return (f"{model}'s PGD accuracy {t['pgd_train_accuracy']:.3f} on its members, {t['pgd_test_accuracy']:.3f} "
+                f"held out (robust gap {t['robust_generalization_gap']:+.3f})")
+
     if robust is not None and "robust" in song and "natural" in song:
         def acc(block: str) -> str:
             b = song[block]
@@ -166,5 +184,5 @@ def findings(summary_metrics: Mapping[str, Any], base: str, students: Sequence[t
         text.append(f"Robust training: the confidence attack's best-threshold accuracy is {acc('robust')} on the "
                     f"PGD-trained {robust} against {acc('natural')} on {base}, and {acc('robust_adversarial_input')} "
                     f"with PGD-perturbed inputs (Song et al. 2019, Fashion-MNIST: 58.32%, 57.12%, 64.49%); LiRA "
-                    f"AUROC {auroc(robust)} vs {auroc(base)}.")
+                    f"AUROC {auroc(robust)} vs {auroc(base)}. {robust_accuracy(robust)}; {robust_accuracy(base)}.")
     return " ".join(text)

@@ -167,6 +167,14 @@ def _target_summary(members: Logits, nonmembers: Logits, temperature: float, mcf
     return summary
 
 
+def _robustness(members: Logits, nonmembers: Logits) -> dict[str, float]:
+    """How robust the target is (Song et al. 2019 report it beside leakage): its accuracy on the PGD examples of
+    its members (training digits) and of its non-members (held out), and their difference, the robust
+    generalization gap."""
+    train, test = (float((s.logits.argmax(1) == s.labels).double().mean()) for s in (members, nonmembers))
+    return {"pgd_train_accuracy": train, "pgd_test_accuracy": test, "robust_generalization_gap": train - test}
+
+
 def _unscalable(target_reason: str, shadow_paths: Sequence[Path], shadows: list[dict[str, np.ndarray]]) -> str:
     """Why the temperature_scaled variant cannot be attacked ("" if it can): the target or a shadow has no T."""
     reasons = [target_reason] if target_reason else []
@@ -204,6 +212,7 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
 
     results: dict[str, dict[str, Any]] = {}
     columns: dict[str, dict[str, np.ndarray]] = {}
+    robustness: dict[str, float] = {}
     for variant in tqdm(VARIANTS, desc=f"membership attacks on {model_name}", unit="variant", mininterval=2.0):
         if variant in skipped:
             log.warning("%s: variant %s skipped: %s", model_name, variant, skipped[variant])
@@ -211,6 +220,7 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
         if variant == "adversarial_input":
             t_in, t_out = (Logits(_adversarial_logits(model, *sets[n], config, device), sets[n][1])
                            for n in ("members", "nonmembers"))
+            robustness = _robustness(t_in, t_out)
         else:
             scale = temperature if variant == "temperature_scaled" else 1.0
             t_in, t_out = Logits(members.logits / scale, members.labels), Logits(nonmembers.logits / scale,
@@ -232,8 +242,9 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
 
     record = checked_metrics(metrics_path, {  # before the first write: a refused record leaves no output
         "model": model_name, "inner_model": match["inner"], "seed": meta["provenance"]["seed"],
-        "target": _target_summary(members, nonmembers, temperature, mcfg, int(match["size"]),
-                                  config["calibration"]["n_bins"]),
+        "target": {**_target_summary(members, nonmembers, temperature, mcfg, int(match["size"]),
+                                     config["calibration"]["n_bins"]), **robustness},
+        "robustness_attack": {"attack": "pgd", **cfg["adversarial_input"]},
         "attacks": results,
         "skipped_variants": skipped,
         "n_members": len(members.labels), "n_nonmembers": len(nonmembers.labels), "n_shadows": len(shadows),

@@ -226,8 +226,8 @@ def _check_membership(config: Mapping[str, Any], source: str) -> None:
     problems += [f"models.{name}: names of the form mi<digits>_... are reserved for membership targets"
                  for name in config["models"] if MEMBERSHIP_NAME.match(name)]
     largest = MNIST_TRAIN_SIZE // 2 - cfg["n_eval"]
-    problems += [f"membership.train_sizes: {size} leaves a shadow trained on as many P2 samples fewer than "
-                 f"membership.n_eval ({cfg['n_eval']}) held-out ones (at most {largest})"
+    problems += [f"membership.train_sizes: {size} leaves fewer than membership.n_eval ({cfg['n_eval']}) held-out "
+                 f"digits beside a target (of P1) or a shadow (of P2) of that size (at most {largest})"
                  for size in cfg["train_sizes"] if size > largest]
     if problems:
         raise ConfigError(f"invalid configuration ({source}):\n" + "\n".join(f"- {p}" for p in problems))

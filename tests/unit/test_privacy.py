@@ -135,14 +135,15 @@ def test_membership_roles_are_disjoint_balanced_and_seeded():
     from tempered.privacy.roles import shadow_roles, target_roles
 
     split = make_split(validation_size=5000, seed=0)
-    p1, p2, test = set(split["p1"]), set(split["p2"]), set(split["test"])
+    p1, p2 = set(split["p1"]), set(split["p2"])
     for size in (1000, 5000):
         roles = target_roles(split, size, n_eval=2000, seed=0)
         target, members, nonmembers = (set(roles[k]) for k in ("target", "members", "nonmembers"))
         assert len(target) == size and target <= p1 and members <= target
         assert len(nonmembers) == len(members) == min(2000, size)
-        calibration = set(roles["calibration"])
-        assert nonmembers <= test and not nonmembers & calibration and len(calibration) == len(test) - 2000
+        assert np.array_equal(roles["calibration"], split["test"])  # every test digit; no non-member
+        # Non-members are training digits (one distribution with the members) that no target of any size saw.
+        assert nonmembers <= p1 and not nonmembers & target
         for k in range(3):
             shadow = shadow_roles(split, size, k, n_eval=2000, seed=0)
             shadow_in, shadow_out = set(shadow["shadow_in"]), set(shadow["shadow_out"])
@@ -150,8 +151,12 @@ def test_membership_roles_are_disjoint_balanced_and_seeded():
             assert shadow_in | shadow_out <= p2 and not shadow_in & shadow_out
             assert set(shadow["shadow_members"]) <= shadow_in
             assert np.array_equal(shadow["calibration"], roles["calibration"])
-    # The non-members are a random sample of the test set, not its first (easier, SD-3) half.
-    assert max(target_roles(split, 2000, n_eval=2000, seed=0)["nonmembers"]) > 5000
+    # The held-out pool is one for every size: no target trains on another size's non-members either.
+    sizes = (1000, 5000, 20000)
+    pooled = set().union(*(target_roles(split, size, n_eval=2000, seed=0)["nonmembers"] for size in sizes))
+    assert len(pooled) == 2000
+    for size in sizes:
+        assert not pooled & set(target_roles(split, size, n_eval=2000, seed=0)["target"])
     one, two = shadow_roles(split, 1000, 0, 2000, 0), shadow_roles(split, 1000, 1, 2000, 0)
     assert not np.array_equal(one["shadow_in"], two["shadow_in"])
     # Seeded, and each size's roles are independent of which other sizes are configured.
@@ -159,8 +164,8 @@ def test_membership_roles_are_disjoint_balanced_and_seeded():
     assert all(np.array_equal(v, again[k]) for k, v in target_roles(split, 1000, 2000, 0).items())
     with pytest.raises(ValueError, match="train_sizes: 29000"):
         target_roles(split, 29000, n_eval=2000, seed=0)
-    with pytest.raises(ValueError, match="n_eval 6000"):
-        shadow_roles(split, 100, 0, n_eval=6000, seed=0)
+    with pytest.raises(ValueError, match=r"train_sizes: 100 is not in \(0, 0\]"):
+        target_roles(split, 100, n_eval=30000, seed=0)  # n_eval would hold out all of P1
 
 
 def test_every_attack_catches_a_memorising_target_with_shadow_thresholds(mnist_arrays):

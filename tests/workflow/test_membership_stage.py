@@ -28,11 +28,14 @@ def test_roles_in_the_files_the_models_trained_on_are_disjoint(snakemake_run, sm
     for size in smoke_config["membership"]["train_sizes"]:
         target = read_arrays(root / f"membership/roles/size{size}/target.npz")
         assert len(target["target"]) == size and set(target["members"]) <= set(target["target"])
-        assert not set(target["nonmembers"]) & set(target["calibration"])
+        # Non-members are training digits (one distribution with the members) that the target never saw.
+        assert not set(target["nonmembers"]) & set(target["target"])
+        assert len(target["calibration"]) == 10_000  # the test set: no non-member among them
         for shadow in membership_shadows(smoke_config, size):
             k = shadow.rsplit("shadow", 1)[1]
             roles = read_arrays(root / f"membership/roles/size{size}/shadow{k}.npz")
             assert not set(roles["shadow_in"]) & set(target["target"])  # shadows never saw a target's data
+            assert not set(roles["shadow_in"]) & set(target["nonmembers"])  # nor its non-members (OUT for all)
             assert not set(roles["shadow_out"]) & set(roles["shadow_in"])
             _, meta = read_checkpoint(root / f"models/{shadow}/seed0/model.pt")
             assert meta["train_size"] == size and meta["model_config"]["train_set"] == "shadow_in"
@@ -93,7 +96,7 @@ def test_the_summary_and_the_report_answer_the_question(snakemake_run, smoke_con
     assert "correctness attack cannot move" in section and "LiRA AUROC" in section
     assert "MI accuracy against a naturally trained model (ours" in section
     assert "cnn_pgd's PGD accuracy" in section and "on its members" in section
-    assert "PGD acc. train / test (gap)" in (root / "tables/membership.md").read_text()
+    assert "PGD acc. train / held out (gap)" in (root / "tables/membership.md").read_text()
     claims = pd.read_csv(root / "tables/claims.csv").set_index("id")
     for claim in ("song.mi.fmnist.natural", "song.mi.fmnist.robust", "song.mi.fmnist.robust_adv_inputs"):
         assert claims.loc[claim, "verdict"] != "not run at this preset", claim

@@ -23,10 +23,10 @@ HELD_OUT = {
 # Which array of the MNIST file each index set points into.
 SOURCE_ARRAY = {"train": "train", "full": "train", "p1": "train", "p2": "train", "val": "train", "test": "test"}
 
-# Membership-inference roles (tempered.privacy.roles) are index sets too, in files of their own; the two drawn
-# from the test set are listed here, every other role indexes the training array. A model trained on a role is
+# Membership-inference roles (tempered.privacy.roles) are index sets too, in files of their own; the one drawn
+# from the test set is listed here, every other role indexes the training array. A model trained on a role is
 # monitored on the role "calibration", the test digits no membership evaluation uses.
-TEST_ROLES = ("nonmembers", "calibration")
+TEST_ROLES = ("calibration",)
 ROLE_MONITOR = "calibration"
 # The monitor of a role-trained model reads this many calibration digits: a progress signal in history.csv only
 # (weights never depend on it), kept small because membership targets train on a few thousand digits and the

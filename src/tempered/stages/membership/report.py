@@ -100,9 +100,10 @@ def markdown(frame: pd.DataFrame) -> str:
     """Per variant: AUROC [95% interval] and TPR at 1% FPR of every attack, one row per target (seed means)."""
     lines = ["# Membership inference", "",
              "AUROC [95% bootstrap interval for one seed, t-interval across seeds] / TPR at 1% FPR; higher leaks "
-             "more. Gap: train minus test accuracy; ECE on the non-members, before -> after temperature scaling; "
-             "PGD acc.: accuracy on the PGD examples (membership.adversarial_input) of the members (train) and the "
-             "non-members (test), and their gap (the robust generalization gap).",
+             "more. Accuracy on the members (train) and on the non-members (held out: training digits no target "
+             "saw); gap: train minus held out; ECE on the non-members, before -> after temperature scaling; "
+             "PGD acc.: accuracy on the PGD examples (membership.adversarial_input) of the members and the "
+             "non-members, and their gap (the robust generalization gap).",
              ""]
     targets = (frame.groupby("model", sort=False)[list(TARGET_COLUMNS)].mean()
                .sort_values(["train_size", "robust_training", "training_temperature"]))
@@ -114,8 +115,8 @@ def markdown(frame: pd.DataFrame) -> str:
                              f"{t.fitted_temperature:.3g}" if fitted else "not fitted: no finite optimum",
                              f"{t.ece:.4f} -> " + (f"{t.ece_scaled:.4f}" if fitted else "-"),
                              _robust_cell(t)])
-    lines += markdown_table(["target", "size", "T (training)", "train acc.", "test acc.", "gap", "fitted T",
-                             "ECE -> scaled", "PGD acc. train / test (gap)"], summary_rows)
+    lines += markdown_table(["target", "size", "T (training)", "train acc.", "held-out acc.", "gap", "fitted T",
+                             "ECE -> scaled", "PGD acc. train / held out (gap)"], summary_rows)
     for variant in sorted(set(frame.variant), key=VARIANT_ORDER.index):
         rows = frame[frame.variant == variant]
         attacks = list(dict.fromkeys(rows.attack))

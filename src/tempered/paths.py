@@ -80,6 +80,7 @@ MEMBERSHIP_METRICS = f"{RESULTS}/metrics/membership/{{model}}/seed{{seed}}.json"
 MEMBERSHIP_SCORES_DIR = f"{RESULTS}/membership/scores/{{model}}/seed{{seed}}"
 MEMBERSHIP_ROC = f"{RESULTS}/figures/membership/roc/{{model}}/seed{{seed}}.png"
 MEMBERSHIP_TABLE = f"{RESULTS}/tables/membership.csv"
+MEMBERSHIP_PAIRED_TABLE = f"{RESULTS}/tables/membership_paired.csv"  # what temperature scaling changes, per seed
 MEMBERSHIP_MARKDOWN = f"{RESULTS}/tables/membership.md"
 MEMBERSHIP_SUMMARY = f"{RESULTS}/metrics/membership.json"
 MEMBERSHIP_FIGURES = {

@@ -67,6 +67,8 @@ def test_every_number_is_recomputed_from_the_saved_scores(snakemake_run, smoke_c
         assert target["robust_generalization_gap"] == pytest.approx(
             target["pgd_train_accuracy"] - target["pgd_test_accuracy"])
         assert record["robustness_attack"] == {"attack": "pgd", **smoke_config["membership"]["adversarial_input"]}
+        p_values = record["best_threshold_accuracy_p_value"]
+        assert set(p_values) == ATTACKS and all(0 < p <= 1 for v in p_values.values() for p in v.values())
         skipped = record.get("skipped_variants", {}).get("temperature_scaled")
         if skipped:
             # A target (or shadow) whose NLL has no finite optimum in T has no temperature-scaled variant and no
@@ -80,6 +82,16 @@ def test_every_number_is_recomputed_from_the_saved_scores(snakemake_run, smoke_c
         assert record["target"]["fitted_temperature"] != 1.0
         correctness = pd.read_csv(root / f"membership/scores/{model}/seed0/correctness.csv")
         assert correctness["deployed"].equals(correctness["temperature_scaled"])
+        # The paired change is the difference of the two variants' metrics on the same candidates.
+        for attack in ATTACKS:
+            table = pd.read_csv(root / f"membership/scores/{model}/seed0/{attack}.csv")
+            member = table["member"].to_numpy(bool)
+            recomputed = (auroc(table["temperature_scaled"][member], table["temperature_scaled"][~member])
+                          - auroc(table["deployed"][member], table["deployed"][~member]))
+            change = record["temperature_scaling_change"][attack]
+            assert change["auroc_change"] == pytest.approx(recomputed, abs=1e-12)
+            assert change["auroc_change_low"] <= change["auroc_change_high"]
+        assert record["temperature_scaling_change"]["correctness"]["auroc_change_detectable"] == 0.0
     assert scaled >= 2, "the standard and PGD-trained targets must be temperature-scaled"
 
 
@@ -96,7 +108,11 @@ def test_the_summary_and_the_report_answer_the_question(snakemake_run, smoke_con
     assert "correctness attack cannot move" in section and "LiRA AUROC" in section
     assert "MI accuracy against a naturally trained model (ours" in section
     assert "cnn_pgd's PGD accuracy" in section and "on its members" in section
-    assert "PGD acc. train / held out (gap)" in (root / "tables/membership.md").read_text()
+    table = (root / "tables/membership.md").read_text()
+    assert "PGD acc. train / held out (gap)" in table and "What temperature scaling changes (paired" in table
+    paired = pd.read_csv(root / "tables/membership_paired.csv")
+    assert set(paired["model"]) == set(summary["temperature_scaling_paired"])
+    assert "Paired on the same candidates, temperature scaling changed LiRA AUROC by" in section
     claims = pd.read_csv(root / "tables/claims.csv").set_index("id")
     for claim in ("song.mi.fmnist.natural", "song.mi.fmnist.robust", "song.mi.fmnist.robust_adv_inputs"):
         assert claims.loc[claim, "verdict"] != "not run at this preset", claim

@@ -122,6 +122,7 @@ rule membership_report:
         metrics=expand(paths.MEMBERSHIP_METRICS, model=MI_TARGETS, seed=SEEDS),
     output:
         table=paths.MEMBERSHIP_TABLE,
+        paired_table=paths.MEMBERSHIP_PAIRED_TABLE,
         markdown=paths.MEMBERSHIP_MARKDOWN,
         summary=paths.MEMBERSHIP_SUMMARY,
         vs_temperature=report(paths.MEMBERSHIP_FIGURES["vs_temperature"], caption="../report/membership.rst",
@@ -143,5 +144,6 @@ rule membership_report:
         "../envs/tempered.yaml"
     shell:
         "python -m tempered membership-report {params.config} --metrics {input.metrics} --table {output.table} "
+        "--paired-table {output.paired_table} "
         "--markdown {output.markdown} --summary {output.summary} --vs-temperature {output.vs_temperature} "
         "--scaling {output.scaling} --vs-generalization {output.vs_generalization} --log {log}"

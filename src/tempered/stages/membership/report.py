@@ -42,14 +42,50 @@ def membership_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     for record in records:
         # No fitted_temperature / ece_scaled where T has no finite optimum (the attack step's record says why).
         target = {k: record["target"].get(k, math.nan) for k in TARGET_COLUMNS}
+        p_values = record.get("best_threshold_accuracy_p_value", {})  # absent in records from before it
         for variant, attacks in record["attacks"].items():
             for attack, m in attacks.items():
                 row = {"model": record["model"], "inner_model": record["inner_model"], "seed": record["seed"],
-                       **target, "variant": variant, "attack": attack, "accuracy": m.get("accuracy", math.nan)}
+                       **target, "variant": variant, "attack": attack, "accuracy": m.get("accuracy", math.nan),
+                       "best_threshold_accuracy_p_value": p_values.get(attack, {}).get(variant, math.nan)}
                 for col in SCORE_COLUMNS:
                     row.update({col: m[col], f"{col}_low": m[f"{col}_low"], f"{col}_high": m[f"{col}_high"]})
                 rows.append(row)
     return pd.DataFrame(rows)
+
+
+PAIRED_FIELDS = ("change", "change_low", "change_high", "change_detectable", "change_excludes_zero")
+# The attacks and metrics the report's paired table shows (every one is in the summary and the CSV).
+PAIRED_SHOWN = (("lira_offline", "auroc"), ("lira_offline", "tpr_at_0.01_fpr"), ("confidence", "auroc"),
+                (SONG_ATTACK, "best_threshold_accuracy"))
+
+
+def paired_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per (target, seed, attack, metric): what temperature scaling changed (scaled minus deployed, on the
+    same candidates) with its paired bootstrap interval and detectable change."""
+    rows = []
+    for record in records:
+        for attack, changes in record.get("temperature_scaling_change", {}).items():
+            for metric in dict.fromkeys(k.split("_change")[0] for k in changes):
+                rows.append({"model": record["model"], "inner_model": record["inner_model"], "seed": record["seed"],
+                             "train_size": record["target"]["train_size"], "attack": attack, "metric": metric,
+                             **{field: changes[f"{metric}_{field}"] for field in PAIRED_FIELDS}})
+    return pd.DataFrame(rows, columns=["model", "inner_model", "seed", "train_size", "attack", "metric",
+                                       *PAIRED_FIELDS])
+
+
+def paired_summary(rows: pd.DataFrame) -> dict[str, Any]:
+    """One (target, attack, metric)'s change over seeds: for one seed its paired bootstrap interval; for more,
+    the mean with a t-interval across seeds and the change detectable at 80% power from their spread."""
+    if len(rows) == 1:
+        row = rows.iloc[0]
+        return {"change": float(row.change), "low": float(row.change_low), "high": float(row.change_high),
+                "detectable": float(row.change_detectable), "excludes_zero": bool(row.change_excludes_zero),
+                "n_seeds": 1, "interval": "paired bootstrap over candidates"}
+    seeds = mean_interval(rows["change"].astype(float).tolist())
+    return {"change": seeds.mean, "low": seeds.low, "high": seeds.high,
+            "detectable": 2.8 * seeds.std / math.sqrt(seeds.n), "excludes_zero": seeds.low > 0 or seeds.high < 0,
+            "n_seeds": seeds.n, "interval": "t-interval across seeds"}
 
 
 def _mean_interval(rows: pd.DataFrame, column: str) -> dict[str, float]:
@@ -67,9 +103,11 @@ def _song_block(frame: pd.DataFrame, size: int, inner: str, variant: str) -> dic
     return None if rows.empty else {"model": f"mi{size}_{inner}", **_mean_interval(rows, "best_threshold_accuracy")}
 
 
-def summary(frame: pd.DataFrame, base_model: str, robust_model: str | None) -> dict[str, Any]:
+def summary(frame: pd.DataFrame, base_model: str, robust_model: str | None,
+            paired: pd.DataFrame | None = None) -> dict[str, Any]:
     """DVC metrics: every target's mean metrics over seeds; Song et al. 2019's three numbers on the largest size;
-    the largest change temperature scaling makes to any attack's AUROC (correctness: zero by construction)."""
+    the largest change temperature scaling makes to any attack's AUROC (correctness: zero by construction); and
+    per target, attack and metric, that change with its paired interval (paired_summary)."""
     per_target: dict[str, Any] = {}
     for (model, variant, attack), rows in frame.groupby(["model", "variant", "attack"], sort=True):
         entry = per_target.setdefault(model, {"target": {c: float(rows[c].mean()) for c in TARGET_COLUMNS}})
@@ -93,10 +131,41 @@ def summary(frame: pd.DataFrame, base_model: str, robust_model: str | None) -> d
     by_attack = change.groupby(level="attack")
     scaling = {attack: {"max_abs_auroc_change": float(values.abs().max()), "mean_auroc_change": float(values.mean())}
                for attack, values in by_attack}
-    return {"targets": per_target, "song2019": song, "temperature_scaling": scaling}
+    out = {"targets": per_target, "song2019": song, "temperature_scaling": scaling}
+    if paired is not None and not paired.empty:
+        out["temperature_scaling_paired"] = {
+            model: {attack: {metric: paired_summary(r) for metric, r in by_attack.groupby("metric", sort=True)}
+                    for attack, by_attack in by_model.groupby("attack", sort=True)}
+            for model, by_model in paired.groupby("model", sort=True)}
+    return out
 
 
-def markdown(frame: pd.DataFrame) -> str:
+def _paired_markdown(paired: pd.DataFrame, frame: pd.DataFrame, order: Sequence[str]) -> list[str]:
+    """What temperature scaling changes, per target: the paired change of the headline metrics."""
+    rows = []
+    for model in order:
+        cells = []
+        for attack, metric in PAIRED_SHOWN:
+            sel = paired[(paired.model == model) & (paired.attack == attack) & (paired.metric == metric)]
+            if sel.empty:
+                cells.append("not scaled")
+                continue
+            c = paired_summary(sel)
+            mark = "*" if c["excludes_zero"] else ""
+            cells.append(f"{c['change']:+.4f}{mark} [{c['low']:+.4f}, {c['high']:+.4f}] (±{c['detectable']:.4f})")
+        p_values = frame[(frame.model == model) & (frame.attack == SONG_ATTACK)
+                         & (frame.variant == "deployed")]["best_threshold_accuracy_p_value"].dropna()
+        cells.append(f"{p_values.max():.3f}" if len(p_values) else "not measured")
+        rows.append([model, *cells])
+    header = ["target", *(f"{a} {m}" for a, m in PAIRED_SHOWN), f"p ({SONG_ATTACK}, deployed)"]
+    return ["", "## What temperature scaling changes (paired, on the same candidates)", "",
+            "Scaled minus deployed [95% paired bootstrap interval over candidates for one seed, t-interval across "
+            "seeds] (± the smallest change detectable with 80% power); * the interval excludes 0. p: permutation "
+            "p-value of the deployed attack's best-threshold accuracy (largest over seeds): how often a blind "
+            "attack on these scores does as well.", "", *markdown_table(header, rows)]
+
+
+def markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None) -> str:
     """Per variant: AUROC [95% interval] and TPR at 1% FPR of every attack, one row per target (seed means)."""
     lines = ["# Membership inference", "",
              "AUROC [95% bootstrap interval for one seed, t-interval across seeds] / TPR at 1% FPR; higher leaks "
@@ -133,6 +202,8 @@ def markdown(frame: pd.DataFrame) -> str:
                 cells.append(f"{m['auroc']:.3f} [{m['auroc_low']:.3f}, {m['auroc_high']:.3f}] / {tpr:.3f}")
             variant_rows.append([model, *cells])
         lines += ["", f"## {variant}", "", *markdown_table(["target", *attacks], variant_rows)]
+    if paired is not None and not paired.empty:
+        lines += _paired_markdown(paired, frame, list(targets.index))
     return "\n".join(lines) + "\n"
 
 
@@ -164,6 +235,21 @@ def findings(summary_metrics: Mapping[str, Any], base: str, students: Sequence[t
             + (f"; over every target it moved the other attacks' AUROC by at most "
                f"{others[worst]['max_abs_auroc_change']:.3f} ({worst}; mean change "
                f"{others[worst]['mean_auroc_change']:+.3f})." if worst else "."))
+    paired = summary_metrics.get("temperature_scaling_paired", {})
+
+    def change(model: str, attack: str = "lira_offline", metric: str = "auroc") -> str | None:
+        c = paired.get(f"mi{size}_{model}", {}).get(attack, {}).get(metric)
+        if c is None:
+            return None
+        verdict = "distinguishable from zero" if c["excludes_zero"] else "not distinguishable from zero"
+        return (f"{c['change']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}], {verdict} (the smallest change "
+                f"detectable with 80% power: {c['detectable']:.4f}; {c['interval']}, {c['n_seeds']} seed(s))")
+
+    measured = {name: change(name) for name in dict.fromkeys([base, robust]) if name}
+    measured = {name: said for name, said in measured.items() if said}
+    if measured:
+        text.append("Paired on the same candidates, temperature scaling changed LiRA AUROC by "
+                    + "; ".join(f"{said} on {name}" for name, said in measured.items()) + ".")
     if students:
         series = "; ".join(f"T={t:g}: {auroc(name)} -> {auroc(name, 'temperature_scaled')}" for t, name in students)
         text.append(f"LiRA AUROC at training size {size} (deployed -> temperature-scaled): base {base} {auroc(base)} "

@@ -41,6 +41,7 @@ from tempered.device import resolve_device
 from tempered.models import ClassLogits
 from tempered.models.checkpoints import load_model
 from tempered.privacy.evaluation import Bootstrap, Logits, attack_target, metric_attacks
+from tempered.privacy.paired import PAIRED_METRICS, best_threshold_accuracy, paired_difference, permutation_p_value
 from tempered.privacy.roles import shadow_roles, target_roles
 from tempered.provenance import provenance
 from tempered.step_params import step_config
@@ -175,6 +176,33 @@ def _robustness(members: Logits, nonmembers: Logits) -> dict[str, float]:
     return {"pgd_train_accuracy": train, "pgd_test_accuracy": test, "robust_generalization_gap": train - test}
 
 
+def _temperature_scaling_changes(columns: dict[str, dict[str, np.ndarray]], n_members: int,
+                                 boot: Bootstrap) -> dict[str, dict[str, float | bool]]:
+    """Per attack, what temperature scaling changes (scaled minus deployed) in each paired metric, on the same
+    candidates: a paired bootstrap interval and the change this many candidates would detect (80% power)."""
+    changes = {}
+    for attack, by_variant in columns.items():
+        if "temperature_scaled" not in by_variant:
+            continue
+        a, b = by_variant["deployed"], by_variant["temperature_scaled"]
+        changes[attack] = {}
+        for name, metric in PAIRED_METRICS.items():
+            change = paired_difference(metric, a[:n_members], a[n_members:], b[:n_members], b[n_members:],
+                                       boot.n_boot, boot.level, boot.seed)
+            changes[attack].update(change.as_dict(name))
+    return changes
+
+
+def _permutation_nulls(columns: dict[str, dict[str, np.ndarray]], n_members: int,
+                       boot: Bootstrap) -> dict[str, dict[str, float]]:
+    """Per attack and variant, the permutation p-value of its best-threshold accuracy (as many relabellings as the
+    bootstrap draws resamples): how often a blind attack on these scores does as well."""
+    return {attack: {variant: permutation_p_value(best_threshold_accuracy, scores[:n_members], scores[n_members:],
+                                                  boot.n_boot, boot.seed)
+                     for variant, scores in by_variant.items()}
+            for attack, by_variant in columns.items()}
+
+
 def _unscalable(target_reason: str, shadow_paths: Sequence[Path], shadows: list[dict[str, np.ndarray]]) -> str:
     """Why the temperature_scaled variant cannot be attacked ("" if it can): the target or a shadow has no T."""
     reasons = [target_reason] if target_reason else []
@@ -246,6 +274,8 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
                                      config["calibration"]["n_bins"]), **robustness},
         "robustness_attack": {"attack": "pgd", **cfg["adversarial_input"]},
         "attacks": results,
+        "temperature_scaling_change": _temperature_scaling_changes(columns, len(members.labels), boot),
+        "best_threshold_accuracy_p_value": _permutation_nulls(columns, len(members.labels), boot),
         "skipped_variants": skipped,
         "n_members": len(members.labels), "n_nonmembers": len(nonmembers.labels), "n_shadows": len(shadows),
         "provenance": provenance(config.declared(),
@@ -264,23 +294,26 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
 FIGURES = ("vs_temperature", "scaling", "vs_generalization")  # keys of tempered.paths.MEMBERSHIP_FIGURES
 
 
-def report_step(config_files: Sequence[str], metrics_paths: Sequence[Path], table_path: Path, markdown_path: Path,
-                summary_path: Path, figure_paths: dict[str, Path]) -> None:
+def report_step(config_files: Sequence[str], metrics_paths: Sequence[Path], table_path: Path,
+                paired_table_path: Path, markdown_path: Path, summary_path: Path,
+                figure_paths: dict[str, Path]) -> None:
     from tempered.artifacts import write_bytes
     from tempered.config import membership_model_names, robust_membership_model
     from tempered.reporting.figures import save_figure
     from tempered.stages.membership import figures as figs
-    from tempered.stages.membership.report import markdown, membership_frame, read_records, summary
+    from tempered.stages.membership.report import markdown, membership_frame, paired_frame, read_records, summary
 
     config = step_config(config_files, "membership-report")
     cfg = config["membership"]
-    frame = membership_frame(read_records(metrics_paths))
+    records = read_records(metrics_paths)
+    frame, paired = membership_frame(records), paired_frame(records)
     robust = robust_membership_model(config)
     # A target whose T had no finite optimum on any seed has no mean T or scaled ECE: not measured.
-    record = checked_metrics(summary_path, summary(frame, config["distillation"]["base_model"], robust),
+    record = checked_metrics(summary_path, summary(frame, config["distillation"]["base_model"], robust, paired),
                              not_measured=("targets.*.target.fitted_temperature", "targets.*.target.ece_scaled"))
     write_table(table_path, frame)
-    write_bytes(markdown_path, markdown(frame).encode())
+    write_table(paired_table_path, paired)
+    write_bytes(markdown_path, markdown(frame, paired).encode())
     write_metrics(summary_path, record)
     distilled = {f"mi{size}_{name}": config.model(name)["temperature"] for size in cfg["train_sizes"]
                  for name in membership_model_names(config) if name.startswith(("teacher_", "student_"))}
@@ -316,9 +349,9 @@ def register(add_step) -> None:
     p.add_argument("--shadows", required=True, nargs="+", help="the membership-shadow outputs of this size")
 
     p = add_step("membership-report", lambda a: report_step(
-        a.config, [Path(m) for m in a.metrics], Path(a.table), Path(a.markdown), Path(a.summary),
-        {name: Path(getattr(a, name)) for name in FIGURES}),
+        a.config, [Path(m) for m in a.metrics], Path(a.table), Path(a.paired_table), Path(a.markdown),
+        Path(a.summary), {name: Path(getattr(a, name)) for name in FIGURES}),
         "the membership table, summary metrics and figures over every target")
     p.add_argument("--metrics", required=True, nargs="+", help="every membership-attack JSON")
-    for name in ("table", "markdown", "summary", *FIGURES):
+    for name in ("table", "paired_table", "markdown", "summary", *FIGURES):
         p.add_argument(f"--{name.replace('_', '-')}", required=True)

@@ -97,6 +97,7 @@ TWINS = training_twins(config)
 ALL_TEACHERS = TEACHERS + [m for m in MI_TARGETS if "_teacher_T" in m]
 ALL_STUDENTS = STUDENTS + [m for m in MI_TARGETS if "_student_T" in m]
 SEEDS = [str(s) for s in config["seeds"]]
+MI_SEEDS = [str(s) for s in config["membership"]["seeds"]]  # the membership experiment's own repetitions
 THREADS = config["compute"]["threads"]  # every job applies it itself (tempered.cli); declared for scheduling
 # Requested by training and attack jobs; a resource, not a parameter, so switching it reruns nothing.
 GPUS = config["compute"]["gpus_per_job"]

@@ -119,7 +119,7 @@ rule membership_attack:
 rule membership_report:
     input:
         code=code("membership-report"),
-        metrics=expand(paths.MEMBERSHIP_METRICS, model=MI_TARGETS, seed=SEEDS),
+        metrics=expand(paths.MEMBERSHIP_METRICS, model=MI_TARGETS, seed=MI_SEEDS),
     output:
         table=paths.MEMBERSHIP_TABLE,
         paired_table=paths.MEMBERSHIP_PAIRED_TABLE,

@@ -84,7 +84,7 @@ def _membership_points(config: Mapping[str, Any], root: Path, add) -> None:
     temperature scaling (at the fitted T, marked x)."""
     if not config["membership"]["distilled"]:
         return
-    seeds, size = config["seeds"], max(config["membership"]["train_sizes"])
+    seeds, size = config["membership"]["seeds"], max(config["membership"]["train_sizes"])
     for t, student in zip(config["distillation"]["temperatures"], distilled_names(config, "student"), strict=True):
         target = f"targets/mi{size}_{student}"
         add("membership AUROC", f"LiRA, student at distillation T (size {size})", t,

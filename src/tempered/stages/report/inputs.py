@@ -30,7 +30,7 @@ def report_figures(config: Mapping[str, Any]) -> dict[str, list[str]]:
     ood += [paths.OOD_ROC.format(model=m, seed=seed) for m in ood_model_names(config) if m in ("cnn", "confidence")]
     largest = max(config["membership"]["train_sizes"])
     membership = list(paths.MEMBERSHIP_FIGURES.values())
-    membership.append(paths.MEMBERSHIP_ROC.format(model=f"mi{largest}_{base}", seed=seed))
+    membership.append(paths.MEMBERSHIP_ROC.format(model=f"mi{largest}_{base}", seed=config["membership"]["seeds"][0]))
     return {
         "szegedy": [paths.SZEGEDY_TRANSFER_HEATMAP],
         "distillation": list(paths.DISTILLATION_FIGURES.values()),

@@ -1,7 +1,7 @@
 """The reproduction report built by the DAG on the smoke preset: every claim has an outcome and none a verdict
 (smoke's numbers mean nothing, and the report says so first), every figure it shows exists, no generated text
 points outside the repository, and two builds from the same results differ only in the timestamp line. The
-verdict rules themselves are tested on synthetic metrics (tests/unit/test_claims.py)."""
+verdict rules themselves are tested on synthetic metrics (tests/unit/stages/report/test_claims.py)."""
 
 from __future__ import annotations
 

@@ -38,7 +38,8 @@ DEFAULT_DATASET = "MNIST"
 VALUE_RULES = ("abs", "rel", "at_least", "at_most")
 # Statistics that are a maximum over thresholds. The percentile bootstrap of a maximum is biased upward (on a
 # model with no leakage at all it excluded the true 0.5 in 98% of draws of 1,000 vs 1,000 candidates,
-# tests/unit/test_claims.py measures it), so its interval never makes a published value "inside our interval".
+# tests/unit/stages/report/test_claims.py measures it), so its interval never makes a published value "inside
+# our interval".
 MAXIMUM_STATISTICS = ("best_threshold_accuracy", "advantage")
 
 # Metrics files a claim may read: the pattern names of tempered.paths that hold JSON metrics.

@@ -6,7 +6,7 @@ import pytest
 
 from tempered.data import idx
 from tempered.data.sources import DataSourceError, fetch_dataset
-from tests.unit.test_data_idx import idx_bytes
+from tests.unit.data.test_idx import idx_bytes
 
 SHAPES = {"train-images-idx3-ubyte": (3, 28, 28), "train-labels-idx1-ubyte": (3,),
           "t10k-images-idx3-ubyte": (2, 28, 28), "t10k-labels-idx1-ubyte": (2,)}

@@ -144,7 +144,7 @@ def test_best_grid_point_minimises_fpr_at_95_tpr():
 # --- OOD sets -------------------------------------------------------------------------------------------------------
 
 
-# The noise sets (tempered.data.ood_sets.noise_images): tests/unit/test_ood.py.
+# The noise sets (tempered.data.ood_sets.noise_images): tests/unit/ood/test_ood.py.
 
 
 def test_an_unavailable_set_is_skipped_with_its_reason_and_the_rest_kept(tmp_path):

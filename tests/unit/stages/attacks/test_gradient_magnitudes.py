@@ -12,7 +12,7 @@ import torch
 from tempered.stages.attacks.distillation_report import claims, gradients_figure, markdown, summary_table, tidy_results
 from tempered.stages.attacks.steps import gradient_summaries, input_gradient_magnitudes, log_input_gradient_magnitudes
 from tempered.step_params import step_view
-from tests.unit.test_attacks import Scaled, synthetic_digits, train_synthetic_mlp
+from tests.unit.attacks.test_attacks import Scaled, synthetic_digits, train_synthetic_mlp
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

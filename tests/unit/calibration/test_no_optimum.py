@@ -15,7 +15,7 @@ from tempered.calibration.temperature_scaling import NoFiniteOptimum, fit_temper
 from tempered.stages.calibration.steps import calibration_table
 from tempered.stages.membership.report import markdown, membership_frame, summary
 from tempered.stages.membership.steps import _fitted_temperature, _unscalable
-from tests.unit.test_calibration_stage import no_nulls, run_calibrate, write_logits
+from tests.unit.stages.calibration.test_steps import no_nulls, run_calibrate, write_logits
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

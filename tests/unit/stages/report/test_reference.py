@@ -12,7 +12,7 @@ from tempered import paths
 from tempered.config import ConfigError
 from tempered.stages.report import reference
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[4]
 CLAIMS = REPO_ROOT / paths.CLAIMS
 
 T2_COLUMNS = ("FC10(1e-4)", "FC10(1e-2)", "FC10(1)", "FC100-100-10", "FC200-200-10", "AE400-10")

@@ -78,7 +78,8 @@ def ood_inputs():
 def membership_records():
     target = {"train_size": 1000, "training_temperature": 1.0, "robust_training": False, "train_accuracy": 1.0,
               "test_accuracy": 0.95, "generalization_gap": 0.05, "fitted_temperature": 1.5, "ece": 0.02,
-              "ece_scaled": 0.01}
+              "ece_scaled": 0.01, "pgd_train_accuracy": 0.4, "pgd_test_accuracy": 0.3125,
+              "robust_generalization_gap": 0.0875}
     records = []
     for seed, shift in ((0, 0.0), (1, 0.013), (2, -0.021)):
         attacks = {}
@@ -94,6 +95,8 @@ def membership_records():
         records.append({"model": "mi1000_cnn", "inner_model": "cnn", "seed": seed, "target": target,
                         "attacks": attacks})
     hot = dict(target, training_temperature=20.0, fitted_temperature=math.inf)
+    for key in ("pgd_train_accuracy", "pgd_test_accuracy", "robust_generalization_gap"):
+        del hot[key]  # a record from before robustness was measured
     records.append({"model": "mi1000_cnn_T20", "inner_model": "cnn_T20", "seed": 0, "target": hot,
                     "attacks": {"deployed": {"confidence": records[0]["attacks"]["deployed"]["confidence"]}}})
     return records
@@ -175,11 +178,12 @@ OOD = (
 )
 
 MEMBERSHIP = (
-    "| target | size | T (training) | train acc. | test acc. | gap | fitted T | ECE -> scaled |\n"
-    "|---|---|---|---|---|---|---|---|\n"
-    "| mi1000_cnn | 1000 | 1 | 1.0000 | 0.9500 | +0.0500 | 1.5 | 0.0200 -> 0.0100 |\n"
+    "| target | size | T (training) | train acc. | held-out acc. | gap | fitted T | ECE -> scaled | "
+    "PGD acc. train / held out (gap) |\n"
+    "|---|---|---|---|---|---|---|---|---|\n"
+    "| mi1000_cnn | 1000 | 1 | 1.0000 | 0.9500 | +0.0500 | 1.5 | 0.0200 -> 0.0100 | 0.4000 / 0.3125 (+0.0875) |\n"
     "| mi1000_cnn_T20 | 1000 | 20 | 1.0000 | 0.9500 | +0.0500 | not fitted: no finite optimum | "
-    "0.0200 -> - |\n"
+    "0.0200 -> - | not measured |\n"
     "\n"
     "## deployed\n"
     "\n"
@@ -248,3 +252,23 @@ def test_a_szegedy_table():
     t = pd.DataFrame({"regulariser": ["weight decay", "adversarial"], "model": ["fc100_100_10", "fc100_100_10_adv"],
                       "test_error": [0.0167, np.nan], "paper_test_error": [0.016, 0.0118]})
     assert szegedy_report.markdown_adversarial_training(t) == SZEGEDY
+
+
+def test_the_paired_change_across_seeds_is_a_t_interval_with_its_detectable_change():
+    """Three seeds change LiRA AUROC by 0.01, 0.02, 0.03: mean 0.02, sd 0.01, t(0.975, 2) = 4.303, so the
+    interval is 0.02 -+ 4.303 * 0.01 / sqrt 3 and the change detectable with 80% power 2.8 * 0.01 / sqrt 3."""
+    records = membership_records()[:3]
+    for record, change in zip(records, (0.01, 0.02, 0.03), strict=True):
+        fields = {"auroc_change": change, "auroc_change_low": change - 0.01, "auroc_change_high": change + 0.01,
+                  "auroc_change_detectable": 0.005, "auroc_change_excludes_zero": True}
+        record["temperature_scaling_change"] = {"lira_offline": fields}
+    paired = membership_report.paired_frame(records)
+    summary = membership_report.paired_summary(paired)
+    half = 4.303 * 0.01 / math.sqrt(3)
+    assert summary["change"] == pytest.approx(0.02) and summary["n_seeds"] == 3
+    assert (summary["low"], summary["high"]) == (pytest.approx(0.02 - half), pytest.approx(0.02 + half))
+    assert summary["detectable"] == pytest.approx(2.8 * 0.01 / math.sqrt(3)) and not summary["excludes_zero"]
+    text = membership_report.markdown(membership_report.membership_frame(records), paired)
+    assert "| mi1000_cnn | +0.0200 [-0.0048, +0.0448] (±0.0162) | not scaled | not scaled | not scaled |" in text
+    one = membership_report.paired_summary(paired[paired.seed == 0])  # one seed: its own paired bootstrap
+    assert (one["low"], one["high"], one["excludes_zero"]) == (0.0, pytest.approx(0.02), True)

@@ -137,6 +137,17 @@ def summary(frame: pd.DataFrame, base_model: str, robust_model: str | None,
             model: {attack: {metric: paired_summary(r) for metric, r in by_attack.groupby("metric", sort=True)}
                     for attack, by_attack in by_model.groupby("attack", sort=True)}
             for model, by_model in paired.groupby("model", sort=True)}
+        robust = out["temperature_scaling_paired"].get(f"mi{largest}_{robust_model}", {})
+        change = robust.get("lira_offline", {}).get("auroc")
+        if change is not None:  # the project's own question, judged as a claim (workflow/claims.yaml)
+            out["seed_claim"] = {"model": f"mi{largest}_{robust_model}", "attack": "lira_offline",
+                                 "auroc_change": change["change"], "auroc_change_low": change["low"],
+                                 "auroc_change_high": change["high"],
+                                 "auroc_change_detectable": change["detectable"], "n_seeds": change["n_seeds"]}
+    if robust_model is not None and "seed_claim" not in out:
+        out["not_measured"] = {"seed_claim/auroc_change": (
+            f"mi{largest}_{robust_model} has no temperature-scaled variant on any seed (its NLL, or a shadow's, has "
+            "no finite optimum in T), so there is no change to judge")}
     return out
 
 

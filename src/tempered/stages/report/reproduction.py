@@ -40,7 +40,7 @@ SECTIONS = (
     ("Guo et al. 2017: temperature scaling", ("guo2017",), "calibration"),
     ("DeVries & Taylor 2018, Hendrycks & Gimpel 2017, ODIN: out-of-distribution detection",
      ("devries2018", "hendrycks2017", "liang2018"), "ood"),
-    ("Song et al. 2019: membership inference", ("song2019",), "membership"),
+    ("Song et al. 2019: membership inference", ("song2019", "question"), "membership"),
 )
 # Protocol departures that hold at every preset (the preset's own ones are listed from the config).
 FIXED_DEVIATIONS = (
@@ -101,6 +101,8 @@ def _rule(rule: Mapping[str, Any]) -> str:
         return f"within {rule['tol']:.0%} rel."
     if kind in ("at_least", "at_most"):
         return f"{'≥' if kind == 'at_least' else '≤'} {rule.get('value', 'published')}"
+    if kind == "below":
+        return f"95% interval below {rule.get('value', 'published')}"
     return {"direction": "same direction", "decreasing": "ordering: decreasing",
             "increasing": "ordering: increasing"}[kind]
 

@@ -113,7 +113,8 @@ def report_step(config_files: Sequence[str], claims_path: Path, root: Path, mark
 
     config = step_config(config_files, "report")
     claims = load_claims(claims_path)
-    papers = read_yaml(claims_path).get("papers", {})
+    sources = read_yaml(claims_path)
+    papers = {**sources.get("papers", {}), **sources.get("questions", {})}
     judged = config["report"]["judge_claims"]
     outcomes = evaluate_all(claims, config, root, judge=judged)
     table = _claims_frame(outcomes)

@@ -52,6 +52,13 @@ def test_rel_rule_is_relative_to_the_published_value(ours, verdict):
     assert value_verdict({"kind": "rel", "tol": 0.3}, point(ours), 1.0) == verdict
 
 
+@pytest.mark.parametrize(("low", "high", "verdict"), [(-0.03, -0.01, REPRODUCED), (-0.03, 0.001, NOT_REPRODUCED),
+                                                      (0.01, 0.03, NOT_REPRODUCED), (None, None, NOT_REPRODUCED)])
+def test_a_below_rule_needs_the_whole_interval_below_the_bound(low, high, verdict):
+    """An effect claim (temperature scaling reduces leakage): a negative point estimate is not enough."""
+    assert value_verdict({"kind": "below"}, point(-0.02, low, high), 0.0) == verdict
+
+
 def test_published_value_inside_our_interval_counts_as_reproduced():
     rule = {"kind": "abs", "tol": 0.01}
     assert value_verdict(rule, point(0.10, 0.05, 0.2), 0.18) == REPRODUCED
@@ -286,8 +293,9 @@ def test_every_paper_is_cited_in_full():
     """The claims file is the project's list of sources: each paper with its authors, year, venue or arXiv id."""
     from tempered.config import read_yaml
 
-    papers = read_yaml(CLAIMS)["papers"]
-    assert {c["paper"] for c in load_claims(CLAIMS)} <= set(papers)
+    papers, questions = read_yaml(CLAIMS)["papers"], read_yaml(CLAIMS)["questions"]
+    assert {c["paper"] for c in load_claims(CLAIMS)} <= set(papers) | set(questions)
+    assert not set(papers) & set(questions)
     for key, citation in papers.items():
         year = key[-4:]
         assert year in citation and "arXiv:" in citation and len(citation) > 60, key

@@ -95,3 +95,17 @@ def test_every_caption_renders_and_the_intro_warns_only_on_a_run_that_judges_not
     assert "numbers mean nothing" in _render_rst(intro, smoke)
     judged = _render_rst(intro, config)
     assert "numbers mean nothing" not in judged and "five questions" in judged
+
+
+def test_every_rule_kind_in_the_claims_file_renders():
+    """The report's claims table names each claim's rule in words: a rule kind it cannot name would stop the
+    report, and smoke judges no claim, so every claim of workflow/claims.yaml is rendered here."""
+    from tempered.config import REPO_ROOT
+    from tempered.stages.report.claims import RULE_KINDS, load_claims
+    from tempered.stages.report.reproduction import claims_table
+
+    claims = load_claims(REPO_ROOT / "workflow" / "claims.yaml")
+    text = claims_table([Outcome(c, NOT_RUN, reason="not run") for c in claims])
+    assert len(text.splitlines()) == len(claims) + 2
+    assert {c["rule"]["kind"] for c in claims} <= set(RULE_KINDS)
+    assert "95% interval below 0" in text  # the project's own question

@@ -128,25 +128,32 @@ def before_after_scaling(frame: pd.DataFrame) -> plt.Figure:
 
 
 def leakage_vs_generalization(frame: pd.DataFrame) -> plt.Figure:
-    """The headline attack's AUROC of every deployed target against its train-test accuracy gap and its ECE."""
+    """The headline attack's AUROC of every deployed target against its train-test accuracy gap, its ECE and,
+    where measured, its robust generalization gap (the same gap on PGD examples)."""
     apply_style()
     rows = _headline(frame[frame.variant == "deployed"])
-    per_model = rows.groupby("model").agg(auroc=("auroc", "mean"), gap=("generalization_gap", "mean"),
-                                          ece=("ece", "mean"), robust=("robust_training", "first"),
-                                          T=("training_temperature", "first")).reset_index()
+    robust_gap = rows.get("robust_generalization_gap", pd.Series(np.nan, index=rows.index))
+    per_model = rows.assign(robust_gap=robust_gap).groupby("model").agg(
+        auroc=("auroc", "mean"), gap=("generalization_gap", "mean"), ece=("ece", "mean"),
+        robust_gap=("robust_gap", "mean"), robust=("robust_training", "first"),
+        T=("training_temperature", "first")).reset_index()
     per_model["training"] = np.where(per_model.robust, "robust", np.where(per_model["T"] > 1, "distilled", "standard"))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for ax, x, label in ((axes[0], "gap", "generalization gap (train - test accuracy)"),
-                         (axes[1], "ece", "ECE on non-members (deployed)")):
+    panels = [("gap", "generalization gap (train - held-out accuracy)"), ("ece", "ECE on non-members (deployed)")]
+    if per_model["robust_gap"].notna().any():  # records from before robustness was measured have none
+        panels.append(("robust_gap", "robust generalization gap (on PGD examples)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), sharey=True)
+    for ax, (x, label) in zip(axes, panels, strict=True):
         sns.scatterplot(data=per_model, x=x, y="auroc", hue="training", style="training", s=60, ax=ax,
-                        legend=ax is axes[1])
+                        legend=ax is axes[-1])
         ax.set(xlabel=label, ylabel=f"{rows.headline.iloc[0] if len(rows) else ''} AUROC")
         # Room inside the axes for the names beside the outermost points.
         ax.margins(x=0.15, y=0.12)
-    legend_beside(axes[1], fontsize=8, title="training", title_fontsize=8)
-    fig.suptitle("Membership leakage against generalization and calibration")
+    legend_beside(axes[-1], fontsize=8, title="training", title_fontsize=8)
+    fig.suptitle("Membership leakage against generalization, calibration"
+                 + (" and robust generalization" if len(panels) > 2 else ""))
     fig.tight_layout()
     # Last, on the final layout: each name where it covers no other name and no point (coinciding models share one).
-    for ax, x in ((axes[0], "gap"), (axes[1], "ece")):
-        label_points(ax, per_model[x], per_model["auroc"], per_model["model"])
+    for ax, (x, _) in zip(axes, panels, strict=True):
+        shown = per_model[per_model[x].notna()]
+        label_points(ax, shown[x], shown["auroc"], shown["model"])
     return fig

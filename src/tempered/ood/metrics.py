@@ -23,7 +23,7 @@ in-distribution errors as the positive class: see misclassification_metrics.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -165,11 +165,21 @@ def bootstrap_interval(metric: Metric, scores_in: Any, scores_out: Any, n_boot: 
     """
     a = _as_scores(scores_in, "scores_in")
     b = _as_scores(scores_out, "scores_out")
-    point = metric(a, b)
+    replicates = np.array([metric(a[i], b[j]) for i, j in bootstrap_resamples(len(a), len(b), n_boot, seed)])
+    low, high = percentile_interval(replicates, level)
+    return float(metric(a, b)), low, high
+
+
+def bootstrap_resamples(n_in: int, n_out: int, n_boot: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The bootstrap's resamples of two separate samples: per draw, indices into each, with replacement at its
+    own size (seeded with numpy's default_rng(seed): the same draws for the same arguments)."""
     rng = np.random.default_rng(seed)
-    replicates = np.empty(n_boot)
-    for i in range(n_boot):
-        replicates[i] = metric(a[rng.integers(0, len(a), len(a))], b[rng.integers(0, len(b), len(b))])
+    for _ in range(n_boot):
+        yield rng.integers(0, n_in, n_in), rng.integers(0, n_out, n_out)
+
+
+def percentile_interval(replicates: np.ndarray, level: float) -> tuple[float, float]:
+    """The central `level` interval of the bootstrap replicates."""
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(replicates, [alpha, 1.0 - alpha])
-    return float(point), float(low), float(high)
+    return float(low), float(high)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tempered.ood.metrics import auroc
+from tempered.ood.metrics import auroc, bootstrap_resamples, percentile_interval
 from tempered.privacy.metrics import advantage, tpr_at_fpr
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
@@ -66,15 +66,10 @@ def paired_difference(metric: Metric, members_a: np.ndarray, nonmembers_a: np.nd
         raise ValueError(f"paired variants must score the same candidates: members {members_a.shape} vs "
                          f"{members_b.shape}, non-members {nonmembers_a.shape} vs {nonmembers_b.shape}")
     point = metric(members_b, nonmembers_b) - metric(members_a, nonmembers_a)
-    rng = np.random.default_rng(seed)
-    replicates = np.empty(n_boot)
-    for i in range(n_boot):
-        m = rng.integers(0, len(members_a), len(members_a))
-        n = rng.integers(0, len(nonmembers_a), len(nonmembers_a))
-        replicates[i] = metric(members_b[m], nonmembers_b[n]) - metric(members_a[m], nonmembers_a[n])
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(replicates, [alpha, 1.0 - alpha])
-    return PairedDifference(float(point), float(low), float(high), float(_POWER_80_Z * replicates.std(ddof=1)))
+    replicates = np.array([metric(members_b[m], nonmembers_b[n]) - metric(members_a[m], nonmembers_a[n])
+                           for m, n in bootstrap_resamples(len(members_a), len(nonmembers_a), n_boot, seed)])
+    low, high = percentile_interval(replicates, level)
+    return PairedDifference(float(point), low, high, float(_POWER_80_Z * replicates.std(ddof=1)))
 
 
 def permutation_p_value(metric: Metric, members: np.ndarray, nonmembers: np.ndarray, n_permutations: int,

@@ -155,7 +155,7 @@ def _pooled(shadows: list[dict[str, np.ndarray]], prefix: str, scaled: bool) -> 
 def _target_summary(members: Logits, nonmembers: Logits, temperature: float, mcfg: dict, size: int,
                     n_bins: int) -> dict[str, Any]:
     """What leakage is compared with: the generalization gap and calibration (on the non-members)."""
-    train_acc = float((members.logits.argmax(1) == members.labels).double().mean())
+    train_acc = _accuracy(members)
     before = calibration_metrics(nonmembers.logits, nonmembers.labels, 1.0, n_bins)
     summary = {"train_size": size, "training_temperature": mcfg["temperature"],
                "robust_training": mcfg["method"] in ("madry_pgd", "szegedy_pools"),
@@ -168,11 +168,15 @@ def _target_summary(members: Logits, nonmembers: Logits, temperature: float, mcf
     return summary
 
 
+def _accuracy(scored: Logits) -> float:
+    return float((scored.logits.argmax(1) == scored.labels).double().mean())
+
+
 def _robustness(members: Logits, nonmembers: Logits) -> dict[str, float]:
     """How robust the target is (Song et al. 2019 report it beside leakage): its accuracy on the PGD examples of
     its members (training digits) and of its non-members (held out), and their difference, the robust
     generalization gap."""
-    train, test = (float((s.logits.argmax(1) == s.labels).double().mean()) for s in (members, nonmembers))
+    train, test = _accuracy(members), _accuracy(nonmembers)
     return {"pgd_train_accuracy": train, "pgd_test_accuracy": test, "robust_generalization_gap": train - test}
 
 

@@ -16,11 +16,9 @@ import numpy as np
 
 from tempered.ood.metrics import auroc, bootstrap_resamples, percentile_interval
 from tempered.privacy.metrics import advantage, tpr_at_fpr
+from tempered.reporting.stats import detectable_difference
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
-
-# z_0.975 + z_0.80: a true difference of (this) x its standard error is found with 80% power at alpha 0.05.
-_POWER_80_Z = 1.959964 + 0.841621
 
 
 def best_threshold_accuracy(members: np.ndarray, nonmembers: np.ndarray) -> float:
@@ -69,7 +67,7 @@ def paired_difference(metric: Metric, members_a: np.ndarray, nonmembers_a: np.nd
     replicates = np.array([metric(members_b[m], nonmembers_b[n]) - metric(members_a[m], nonmembers_a[n])
                            for m, n in bootstrap_resamples(len(members_a), len(nonmembers_a), n_boot, seed)])
     low, high = percentile_interval(replicates, level)
-    return PairedDifference(float(point), low, high, float(_POWER_80_Z * replicates.std(ddof=1)))
+    return PairedDifference(float(point), low, high, detectable_difference(float(replicates.std(ddof=1))))
 
 
 def permutation_p_value(metric: Metric, members: np.ndarray, nonmembers: np.ndarray, n_permutations: int,

@@ -256,7 +256,8 @@ def test_a_szegedy_table():
 
 def test_the_paired_change_across_seeds_is_a_t_interval_with_its_detectable_change():
     """Three seeds change LiRA AUROC by 0.01, 0.02, 0.03: mean 0.02, sd 0.01, t(0.975, 2) = 4.303, so the
-    interval is 0.02 -+ 4.303 * 0.01 / sqrt 3 and the change detectable with 80% power 2.8 * 0.01 / sqrt 3."""
+    interval is 0.02 -+ 4.303 * 0.01 / sqrt 3 and the change detectable with 80% power (4.303 + t(0.80, 2) =
+    1.061) * 0.01 / sqrt 3."""
     records = membership_records()[:3]
     for record, change in zip(records, (0.01, 0.02, 0.03), strict=True):
         fields = {"auroc_change": change, "auroc_change_low": change - 0.01, "auroc_change_high": change + 0.01,
@@ -267,8 +268,9 @@ def test_the_paired_change_across_seeds_is_a_t_interval_with_its_detectable_chan
     half = 4.303 * 0.01 / math.sqrt(3)
     assert summary["change"] == pytest.approx(0.02) and summary["n_seeds"] == 3
     assert (summary["low"], summary["high"]) == (pytest.approx(0.02 - half), pytest.approx(0.02 + half))
-    assert summary["detectable"] == pytest.approx(2.8 * 0.01 / math.sqrt(3)) and not summary["excludes_zero"]
+    assert summary["detectable"] == pytest.approx((4.303 + 1.061) * 0.01 / math.sqrt(3))
+    assert not summary["excludes_zero"]
     text = membership_report.markdown(membership_report.membership_frame(records), paired)
-    assert "| mi1000_cnn | +0.0200 [-0.0048, +0.0448] (±0.0162) | not scaled | not scaled | not scaled |" in text
+    assert "| mi1000_cnn | +0.0200 [-0.0048, +0.0448] (±0.0310) | not scaled | not scaled | not scaled |" in text
     one = membership_report.paired_summary(paired[paired.seed == 0])  # one seed: its own paired bootstrap
     assert (one["low"], one["high"], one["excludes_zero"]) == (0.0, pytest.approx(0.02), True)

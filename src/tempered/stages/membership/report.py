@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from tempered.artifacts import ArtifactError, read_json
-from tempered.reporting.stats import mean_interval
+from tempered.reporting.stats import detectable_difference, mean_interval
 from tempered.reporting.tables import markdown_table
 
 # Attack metrics copied into the table; LiRA has no thresholded 'accuracy' (its scores are not thresholded).
@@ -84,8 +84,9 @@ def paired_summary(rows: pd.DataFrame) -> dict[str, Any]:
                 "n_seeds": 1, "interval": "paired bootstrap over candidates"}
     seeds = mean_interval(rows["change"].astype(float).tolist())
     return {"change": seeds.mean, "low": seeds.low, "high": seeds.high,
-            "detectable": 2.8 * seeds.std / math.sqrt(seeds.n), "excludes_zero": seeds.low > 0 or seeds.high < 0,
-            "n_seeds": seeds.n, "interval": "t-interval across seeds"}
+            "detectable": detectable_difference(seeds.std / math.sqrt(seeds.n), df=seeds.n - 1),
+            "excludes_zero": seeds.low > 0 or seeds.high < 0, "n_seeds": seeds.n,
+            "interval": "t-interval across seeds"}
 
 
 def _mean_interval(rows: pd.DataFrame, column: str) -> dict[str, float]:

@@ -243,6 +243,41 @@ def test_the_membership_tables():
     assert text[text.index("| target"):] == MEMBERSHIP
 
 
+def test_each_target_against_the_base_is_paired_over_seeds_and_said_in_words():
+    """A PGD-trained target whose LiRA AUROC is the base's plus 0.02, 0.03, 0.04 on seeds 0-2 (same candidates):
+    change 0.03, t-interval 0.03 -+ 4.303 * 0.01 / sqrt 3, detectable (4.303 + 1.061) * 0.01 / sqrt 3. A target
+    measured on one seed gets its change alone, said to have no interval."""
+    base = membership_records()[:3]
+    robust = []
+    for record, delta in zip(base, (0.02, 0.03, 0.04), strict=True):
+        attacks = {variant: {attack: {k: (v + delta if k.startswith("auroc") and attack == "lira_offline" else v)
+                                      for k, v in m.items()} for attack, m in by_attack.items()}
+                   for variant, by_attack in record["attacks"].items()}
+        robust.append(dict(record, model="mi1000_cnn_pgd", inner_model="cnn_pgd", attacks=attacks,
+                           target=dict(record["target"], robust_training=True)))
+    frame = membership_report.membership_frame(membership_records() + robust)
+    summary = membership_report.summary(frame, "cnn", "cnn_pgd")
+    versus = summary["versus_base"]
+    assert (versus["base"], versus["train_size"]) == ("mi1000_cnn", 1000)
+    change = versus["targets"]["mi1000_cnn_pgd"]["lira_offline"]["auroc"]
+    half = 4.303 * 0.01 / math.sqrt(3)
+    assert change["change"] == pytest.approx(0.03) and change["n_seeds"] == 3
+    assert (change["low"], change["high"]) == (pytest.approx(0.03 - half), pytest.approx(0.03 + half))
+    assert change["detectable"] == pytest.approx((4.303 + 1.061) * 0.01 / math.sqrt(3)) and change["excludes_zero"]
+    unchanged = versus["targets"]["mi1000_cnn_pgd"]["confidence"]["best_threshold_accuracy"]
+    assert unchanged["change"] == pytest.approx(0.0, abs=1e-12) and not unchanged["excludes_zero"]
+    one_seed = versus["targets"]["mi1000_cnn_T20"]["confidence"]["best_threshold_accuracy"]
+    assert one_seed == {"change": pytest.approx(0.0, abs=1e-12), "n_seeds": 1, "interval": "one seed: none"}
+    assert "lira_offline" not in versus["targets"]["mi1000_cnn_T20"]  # it has no LiRA record: nothing to pair
+
+    text = membership_report.markdown(frame, None, versus)
+    assert "| mi1000_cnn_pgd | +0.0300* [+0.0052, +0.0548] (±0.0310) |" in text
+    assert "| mi1000_cnn_T20 | not measured | +0.0000 (one seed: no interval) |" in text
+    words = membership_report.findings(summary, "cnn", [(20.0, "cnn_T20")], "cnn_pgd")
+    assert "The PGD-trained cnn_pgd minus the base cnn, paired the same way: LiRA AUROC +0.0300 [+0.0052, " \
+           "+0.0548], distinguishable from zero" in words
+
+
 def test_the_distillation_table():
     text = distillation_report.markdown(distillation_table(), ["jsma"])
     assert text[text.index("| model"):text.index("Success:")] == DISTILLATION

@@ -82,11 +82,42 @@ def paired_summary(rows: pd.DataFrame) -> dict[str, Any]:
         return {"change": float(row.change), "low": float(row.change_low), "high": float(row.change_high),
                 "detectable": float(row.change_detectable), "excludes_zero": bool(row.change_excludes_zero),
                 "n_seeds": 1, "interval": "paired bootstrap over candidates"}
-    seeds = mean_interval(rows["change"].astype(float).tolist())
+    return across_seeds(rows["change"].astype(float).tolist())
+
+
+def across_seeds(changes: Sequence[float]) -> dict[str, Any]:
+    """Per-seed changes (two or more): their mean, t-interval, and the change detectable with 80% power."""
+    seeds = mean_interval(changes)
     return {"change": seeds.mean, "low": seeds.low, "high": seeds.high,
             "detectable": detectable_difference(seeds.std / math.sqrt(seeds.n), df=seeds.n - 1),
             "excludes_zero": seeds.low > 0 or seeds.high < 0, "n_seeds": seeds.n,
             "interval": "t-interval across seeds"}
+
+
+# What each target is compared with the base model on: LiRA's AUROC, and Song et al. 2019's number.
+VERSUS_SHOWN = (("lira_offline", "auroc"), (SONG_ATTACK, "best_threshold_accuracy"))
+
+
+def versus_base(frame: pd.DataFrame, base_model: str) -> dict[str, Any]:
+    """Each deployed target of the largest size against the base model of that size: its metric minus the base's,
+    seed by seed (every target of a size shares its members and non-members, so the two are paired on the same
+    candidates), then across seeds (across_seeds). With one seed there is no interval: the change alone, said so.
+    Keyed target -> attack -> metric, with the base's name under "base"."""
+    largest = int(frame.train_size.max())
+    deployed = frame[(frame.variant == "deployed") & (frame.train_size == largest)]
+    base_rows = deployed[deployed.inner_model == base_model]
+    out: dict[str, Any] = {}
+    for attack, metric in VERSUS_SHOWN:
+        base = base_rows[base_rows.attack == attack].set_index("seed")[metric]
+        others = deployed[(deployed.attack == attack) & (deployed.inner_model != base_model)]
+        for model, rows in others.groupby("model", sort=True):
+            changes = (rows.set_index("seed")[metric] - base).dropna().astype(float).tolist()
+            if not changes:
+                continue
+            entry = (across_seeds(changes) if len(changes) > 1 else
+                     {"change": changes[0], "n_seeds": 1, "interval": "one seed: none"})
+            out.setdefault(model, {}).setdefault(attack, {})[metric] = entry
+    return {"base": f"mi{largest}_{base_model}", "train_size": largest, "targets": out} if out else {}
 
 
 def _mean_interval(rows: pd.DataFrame, column: str) -> dict[str, float]:
@@ -107,8 +138,9 @@ def _song_block(frame: pd.DataFrame, size: int, inner: str, variant: str) -> dic
 def summary(frame: pd.DataFrame, base_model: str, robust_model: str | None,
             paired: pd.DataFrame | None = None) -> dict[str, Any]:
     """DVC metrics: every target's mean metrics over seeds; Song et al. 2019's three numbers on the largest size;
-    the largest change temperature scaling makes to any attack's AUROC (correctness: zero by construction); and
-    per target, attack and metric, that change with its paired interval (paired_summary)."""
+    the largest change temperature scaling makes to any attack's AUROC (correctness: zero by construction);
+    per target, attack and metric, that change with its paired interval (paired_summary); and each target of the
+    largest size against the base model (versus_base): what distillation and robust training change."""
     per_target: dict[str, Any] = {}
     for (model, variant, attack), rows in frame.groupby(["model", "variant", "attack"], sort=True):
         entry = per_target.setdefault(model, {"target": {c: float(rows[c].mean()) for c in TARGET_COLUMNS}})
@@ -133,6 +165,9 @@ def summary(frame: pd.DataFrame, base_model: str, robust_model: str | None,
     scaling = {attack: {"max_abs_auroc_change": float(values.abs().max()), "mean_auroc_change": float(values.mean())}
                for attack, values in by_attack}
     out = {"targets": per_target, "song2019": song, "temperature_scaling": scaling}
+    versus = versus_base(frame, base_model)
+    if versus:
+        out["versus_base"] = versus
     if paired is not None and not paired.empty:
         out["temperature_scaling_paired"] = {
             model: {attack: {metric: paired_summary(r) for metric, r in by_attack.groupby("metric", sort=True)}
@@ -177,8 +212,9 @@ def _paired_markdown(paired: pd.DataFrame, frame: pd.DataFrame, order: Sequence[
             "attack on these scores does as well.", "", *markdown_table(header, rows)]
 
 
-def markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None) -> str:
-    """Per variant: AUROC [95% interval] and TPR at 1% FPR of every attack, one row per target (seed means)."""
+def markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None, versus: Mapping[str, Any] | None = None) -> str:
+    """Per variant: AUROC [95% interval] and TPR at 1% FPR of every attack, one row per target (seed means); then
+    what temperature scaling changes (paired) and each target against the base model (versus_base)."""
     lines = ["# Membership inference", "",
              "AUROC [95% bootstrap interval for one seed, t-interval across seeds] / TPR at 1% FPR; higher leaks "
              "more. Accuracy on the members (train) and on the non-members (held out: training digits no target "
@@ -216,7 +252,28 @@ def markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None) -> str:
         lines += ["", f"## {variant}", "", *markdown_table(["target", *attacks], variant_rows)]
     if paired is not None and not paired.empty:
         lines += _paired_markdown(paired, frame, list(targets.index))
+    if versus:
+        lines += _versus_markdown(versus)
     return "\n".join(lines) + "\n"
+
+
+def _change_cell(c: Mapping[str, Any] | None) -> str:
+    if c is None:
+        return "not measured"
+    if c["n_seeds"] == 1:
+        return f"{c['change']:+.4f} (one seed: no interval)"
+    mark = "*" if c["excludes_zero"] else ""
+    return f"{c['change']:+.4f}{mark} [{c['low']:+.4f}, {c['high']:+.4f}] (±{c['detectable']:.4f})"
+
+
+def _versus_markdown(versus: Mapping[str, Any]) -> list[str]:
+    """What distillation and robust training change: each target minus the base model, deployed."""
+    rows = [[model, *(_change_cell(by_attack.get(attack, {}).get(metric)) for attack, metric in VERSUS_SHOWN)]
+            for model, by_attack in versus["targets"].items()]
+    return ["", f"## Each target against {versus['base']} (deployed, paired over seeds on the same candidates)", "",
+            "Target minus base [95% t-interval across seeds] (± the smallest change detectable with 80% power); * "
+            "the interval excludes 0. Every target of a size has the same members and non-members.", "",
+            *markdown_table(["target", *(f"{a} {m}" for a, m in VERSUS_SHOWN)], rows)]
 
 
 def _robust_cell(t: pd.Series) -> str:
@@ -266,6 +323,27 @@ def findings(summary_metrics: Mapping[str, Any], base: str, students: Sequence[t
         series = "; ".join(f"T={t:g}: {auroc(name)} -> {auroc(name, 'temperature_scaled')}" for t, name in students)
         text.append(f"LiRA AUROC at training size {size} (deployed -> temperature-scaled): base {base} {auroc(base)} "
                     f"-> {auroc(base, 'temperature_scaled')}; distilled students {series}.")
+    versus = summary_metrics.get("versus_base", {}).get("targets", {})
+
+    def against_base(model: str, attack: str = "lira_offline", metric: str = "auroc") -> str | None:
+        c = versus.get(f"mi{size}_{model}", {}).get(attack, {}).get(metric)
+        if c is None:
+            return None
+        if c["n_seeds"] == 1:
+            return f"{c['change']:+.4f} (one seed: no interval)"
+        verdict = "distinguishable from zero" if c["excludes_zero"] else "not distinguishable from zero"
+        return (f"{c['change']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}], {verdict} (detectable with 80% power: "
+                f"{c['detectable']:.4f}; {c['n_seeds']} seeds)")
+
+    distilled = [(t, said) for t, name in students if (said := against_base(name))]
+    if distilled:
+        text.append(f"Distillation, paired with the base {base} on the same candidates: the students' LiRA AUROC "
+                    "minus the base's is " + "; ".join(f"{said} at T={t:g}" for t, said in distilled) + ".")
+    if robust is not None and (said := against_base(robust)):
+        song_change = against_base(robust, SONG_ATTACK, "best_threshold_accuracy")
+        text.append(f"The PGD-trained {robust} minus the base {base}, paired the same way: LiRA AUROC {said}"
+                    + (f"; the confidence attack's best-threshold accuracy {song_change}" if song_change else "")
+                    + ".")
     song = summary_metrics["song2019"]
 
     def robust_accuracy(model: str) -> str:
@@ -277,7 +355,9 @@ def findings(summary_metrics: Mapping[str, Any], base: str, students: Sequence[t
 
     if robust is not None and "robust" in song and "natural" in song:
         def acc(block: str) -> str:
-            b = song[block]
+            b = song.get(block)
+            if b is None:  # e.g. no adversarial-input variant was run
+                return "not measured"
             return (f"{100 * b['best_threshold_accuracy']:.2f}% [{100 * b['best_threshold_accuracy_low']:.2f}, "
                     f"{100 * b['best_threshold_accuracy_high']:.2f}]")
         text.append(f"Robust training: the confidence attack's best-threshold accuracy is {acc('robust')} on the "

@@ -317,7 +317,7 @@ def report_step(config_files: Sequence[str], metrics_paths: Sequence[Path], tabl
                              not_measured=("targets.*.target.fitted_temperature", "targets.*.target.ece_scaled"))
     write_table(table_path, frame)
     write_table(paired_table_path, paired)
-    write_bytes(markdown_path, markdown(frame, paired).encode())
+    write_bytes(markdown_path, markdown(frame, paired, record.get("versus_base")).encode())
     write_metrics(summary_path, record)
     distilled = {f"mi{size}_{name}": config.model(name)["temperature"] for size in cfg["train_sizes"]
                  for name in membership_model_names(config) if name.startswith(("teacher_", "student_"))}

@@ -269,6 +269,9 @@ def test_each_target_against_the_base_is_paired_over_seeds_and_said_in_words():
     one_seed = versus["targets"]["mi1000_cnn_T20"]["confidence"]["best_threshold_accuracy"]
     assert one_seed == {"change": pytest.approx(0.0, abs=1e-12), "n_seeds": 1, "interval": "one seed: none"}
     assert "lira_offline" not in versus["targets"]["mi1000_cnn_T20"]  # it has no LiRA record: nothing to pair
+    claim = summary["robust_claim"]  # workflow/claims.yaml's question.robust_leaks_more reads these
+    assert (claim["model"], claim["base"], claim["n_seeds"]) == ("mi1000_cnn_pgd", "mi1000_cnn", 3)
+    assert (claim["auroc_change"], claim["auroc_change_low"]) == (change["change"], change["low"])
 
     text = membership_report.markdown(frame, None, versus)
     assert "| mi1000_cnn_pgd | +0.0300* [+0.0052, +0.0548] (±0.0310) |" in text

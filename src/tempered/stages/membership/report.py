@@ -168,6 +168,11 @@ def summary(frame: pd.DataFrame, base_model: str, robust_model: str | None,
     versus = versus_base(frame, base_model)
     if versus:
         out["versus_base"] = versus
+        robust = versus["targets"].get(f"mi{largest}_{robust_model}")
+        if robust is not None:  # how much more the robust target leaks, judged as a claim (workflow/claims.yaml)
+            out["robust_claim"] = {"model": f"mi{largest}_{robust_model}", "base": versus["base"],
+                                   **_claim_fields(robust, "lira_offline", "auroc"),
+                                   **_claim_fields(robust, SONG_ATTACK, "best_threshold_accuracy")}
     if paired is not None and not paired.empty:
         out["temperature_scaling_paired"] = {
             model: {attack: {metric: paired_summary(r) for metric, r in by_attack.groupby("metric", sort=True)}
@@ -185,6 +190,17 @@ def summary(frame: pd.DataFrame, base_model: str, robust_model: str | None,
             f"mi{largest}_{robust_model} has no temperature-scaled variant on any seed (its NLL, or a shadow's, has "
             "no finite optimum in T), so there is no change to judge")}
     return out
+
+
+def _claim_fields(changes: Mapping[str, Any], attack: str, metric: str) -> dict[str, Any]:
+    """A change as flat <metric>_change(_low, _high, _detectable) fields: where a claim's key finds its interval
+    (tempered.stages.report.claims reads <key>_low and <key>_high beside <key>). One seed: no interval (None)."""
+    c = changes.get(attack, {}).get(metric)
+    if c is None:
+        return {}
+    return {f"{metric}_change": c["change"], f"{metric}_change_low": c.get("low"),
+            f"{metric}_change_high": c.get("high"), f"{metric}_change_detectable": c.get("detectable"),
+            "n_seeds": c["n_seeds"]}
 
 
 def _paired_markdown(paired: pd.DataFrame, frame: pd.DataFrame, order: Sequence[str]) -> list[str]:

@@ -35,7 +35,7 @@ JUDGED = (REPRODUCED, DIRECTION_ONLY, NOT_REPRODUCED)
 # another: such a claim is 'not comparable', never 'not reproduced'. A direction or ordering (an effect, not a
 # number) is judged where we measure it, and the table says where it was published.
 DEFAULT_DATASET = "MNIST"
-VALUE_RULES = ("abs", "rel", "at_least", "at_most", "below")
+VALUE_RULES = ("abs", "rel", "at_least", "at_most", "below", "above")
 # Statistics that are a maximum over thresholds. The percentile bootstrap of a maximum is biased upward (on a
 # model with no leakage at all it excluded the true 0.5 in 98% of draws of 1,000 vs 1,000 candidates,
 # tests/unit/stages/report/test_claims.py measures it), so its interval never makes a published value "inside
@@ -45,7 +45,7 @@ MAXIMUM_STATISTICS = ("best_threshold_accuracy", "advantage")
 # Metrics files a claim may read: the pattern names of tempered.paths that hold JSON metrics.
 SOURCES = ("EVAL_METRICS", "TRAINING_SET_ERROR", "LBFGS_METRICS", "SZEGEDY_TRANSFER", "SZEGEDY_METRICS",
            "ATTACK_METRICS", "DISTILLATION_METRICS", "CALIBRATION_METRICS", "OOD_METRICS", "MEMBERSHIP_SUMMARY")
-RULE_KINDS = ("abs", "rel", "at_least", "at_most", "below", "direction", "decreasing", "increasing")
+RULE_KINDS = ("abs", "rel", "at_least", "at_most", "below", "above", "direction", "decreasing", "increasing")
 REQUIRED_FIELDS = ("id", "paper", "where", "quantity", "published", "rule")
 # Floating-point slack so that a value exactly on a tolerance boundary counts as inside it.
 EPS = 1e-9
@@ -295,6 +295,8 @@ def _within(rule: Mapping[str, Any], ours: Measurement, published: float) -> boo
         return ours.value <= bound + EPS
     if kind == "below":  # an effect, not a value: our whole 95% interval lies below the bound
         return ours.interval_valid and ours.high is not None and ours.high < bound - EPS
+    if kind == "above":  # likewise: our whole 95% interval lies above the bound
+        return ours.interval_valid and ours.low is not None and ours.low > bound + EPS
     raise ValueError(f"rule kind {kind!r} compares no single value")
 
 

@@ -101,8 +101,8 @@ def _rule(rule: Mapping[str, Any]) -> str:
         return f"within {rule['tol']:.0%} rel."
     if kind in ("at_least", "at_most"):
         return f"{'≥' if kind == 'at_least' else '≤'} {rule.get('value', 'published')}"
-    if kind == "below":
-        return f"95% interval below {rule.get('value', 'published')}"
+    if kind in ("below", "above"):
+        return f"95% interval {kind} {rule.get('value', 'published')}"
     return {"direction": "same direction", "decreasing": "ordering: decreasing",
             "increasing": "ordering: increasing"}[kind]
 

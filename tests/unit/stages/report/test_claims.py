@@ -59,6 +59,13 @@ def test_a_below_rule_needs_the_whole_interval_below_the_bound(low, high, verdic
     assert value_verdict({"kind": "below"}, point(-0.02, low, high), 0.0) == verdict
 
 
+@pytest.mark.parametrize(("low", "high", "verdict"), [(0.01, 0.03, REPRODUCED), (-0.001, 0.03, NOT_REPRODUCED),
+                                                      (-0.03, -0.01, NOT_REPRODUCED), (None, None, NOT_REPRODUCED)])
+def test_an_above_rule_needs_the_whole_interval_above_the_bound(low, high, verdict):
+    """An effect claim (the robust model leaks more): a positive point estimate is not enough."""
+    assert value_verdict({"kind": "above"}, point(0.02, low, high), 0.0) == verdict
+
+
 def test_published_value_inside_our_interval_counts_as_reproduced():
     rule = {"kind": "abs", "tol": 0.01}
     assert value_verdict(rule, point(0.10, 0.05, 0.2), 0.18) == REPRODUCED

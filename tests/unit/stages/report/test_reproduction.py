@@ -109,3 +109,4 @@ def test_every_rule_kind_in_the_claims_file_renders():
     assert len(text.splitlines()) == len(claims) + 2
     assert {c["rule"]["kind"] for c in claims} <= set(RULE_KINDS)
     assert "95% interval below 0" in text  # the project's own question
+    assert "95% interval above 0" in text  # how much more the robust model leaks

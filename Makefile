@@ -39,7 +39,7 @@ report: $(VENV)/.runtime
 
 # Both tiers: tests/unit (the package, minutes) and tests/workflow (the DAG under Snakemake, DVC, Slurm, faults).
 test: $(VENV)/.test data-deps lint
-	pytest -q tests/unit tests/workflow
+	pytest -q --durations=15 tests/unit tests/workflow
 
 # The inner loop: the unit tier alone, no lint.
 test-unit: $(VENV)/.test data-deps

@@ -213,9 +213,7 @@ def _paired_markdown(paired: pd.DataFrame, frame: pd.DataFrame, order: Sequence[
             if sel.empty:
                 cells.append("not scaled")
                 continue
-            c = paired_summary(sel)
-            mark = "*" if c["excludes_zero"] else ""
-            cells.append(f"{c['change']:+.4f}{mark} [{c['low']:+.4f}, {c['high']:+.4f}] (±{c['detectable']:.4f})")
+            cells.append(_change_cell(paired_summary(sel)))
         p_values = frame[(frame.model == model) & (frame.attack == SONG_ATTACK)
                          & (frame.variant == "deployed")]["best_threshold_accuracy_p_value"].dropna()
         cells.append(f"{p_values.max():.3f}" if len(p_values) else "not measured")
@@ -274,9 +272,10 @@ def markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None, versus: Ma
 
 
 def _change_cell(c: Mapping[str, Any] | None) -> str:
+    """A change in a table: with its interval, * when that excludes 0, and ± the detectable change."""
     if c is None:
         return "not measured"
-    if c["n_seeds"] == 1:
+    if c.get("low") is None:  # versus_base on one seed: no interval (a paired bootstrap always has one)
         return f"{c['change']:+.4f} (one seed: no interval)"
     mark = "*" if c["excludes_zero"] else ""
     return f"{c['change']:+.4f}{mark} [{c['low']:+.4f}, {c['high']:+.4f}] (±{c['detectable']:.4f})"

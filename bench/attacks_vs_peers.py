@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 # The project's own pieces, in one block: module moves only touch these lines.
 from tempered.attacks.common import DISTORTIONS, attack_succeeded  # noqa: E402
 from tempered.attacks.registry import build_attack  # noqa: E402
-from tempered.config import REPO_ROOT, load_config, model_config  # noqa: E402
+from tempered.config import REPO_ROOT, load_config  # noqa: E402
 from tempered.data.arrays import read_images  # noqa: E402
+from tempered.model_grid import model_config
 from tempered.models.checkpoints import load_model  # noqa: E402
 from tempered.stages.attacks.steps import attack_sample_indices  # noqa: E402
 

@@ -11,7 +11,6 @@ import hashlib
 import json
 import math
 import numbers
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -148,8 +147,8 @@ def _check_semantics(config: Mapping[str, Any], source: str) -> None:
         raise ConfigError(f"invalid configuration ({source}):\n- distillation.base_model: {base!r} is not a model "
                           f"defined under 'models' ({', '.join(sorted(config['models']))})")
     _check_methods(config, source)
-    _check_temperature_names(config, source)
     _check_membership(config, source)
+    _check_model_names(config, source)
     val = config["split"]["validation_size"]
     if val >= MNIST_TRAIN_SIZE:
         raise ConfigError(
@@ -197,34 +196,12 @@ def _check_methods(config: Mapping[str, Any], source: str) -> None:
         raise ConfigError(f"invalid configuration ({source}):\n" + "\n".join(f"- {p}" for p in problems))
 
 
-def _check_temperature_names(config: Mapping[str, Any], source: str) -> None:
-    """Each distillation temperature names two models (teacher_T<tag>, student_T<tag>): the tag must be one
-    DISTILLED_NAME reads back, and no two temperatures may share one (100 and 100.0000001 are both T100)."""
-    temperatures = config["distillation"]["temperatures"]
-    by_tag: dict[str, list[Any]] = {}
-    for t in temperatures:
-        by_tag.setdefault(temperature_tag(t), []).append(t)
-    problems = [f"distillation.temperatures: {t!r} would name models teacher_T{tag}, which a model name cannot "
-                f"hold (names take digits and 'p' for the point, e.g. T0p5; at most 6 significant digits, "
-                f"from 1e-4 to below 1e6)"
-                for tag, values in by_tag.items() for t in values if not DISTILLED_NAME.match(f"teacher_T{tag}")]
-    problems += [f"distillation.temperatures: {', '.join(map(repr, values))} all name the models teacher_T{tag} "
-                 f"and student_T{tag} (names keep 6 significant digits); keep one"
-                 for tag, values in by_tag.items() if len(values) > 1]
-    if problems:
-        raise ConfigError(f"invalid configuration ({source}):\n" + "\n".join(f"- {p}" for p in problems))
-
-
 def _check_membership(config: Mapping[str, Any], source: str) -> None:
     cfg = config["membership"]
     problems = [f"membership.models: {name!r} is not a model defined under 'models'"
                 for name in cfg["models"] if name not in config["models"]]
-    problems += [f"membership.models: {name!r} would train as mi<size>_{name}, the name of a shadow model"
-                 for name in cfg["models"] if SHADOW_NAME.match(name)]
     if cfg["shadow_model"] not in config["models"]:
         problems.append(f"membership.shadow_model: {cfg['shadow_model']!r} is not a model defined under 'models'")
-    problems += [f"models.{name}: names of the form mi<digits>_... are reserved for membership targets"
-                 for name in config["models"] if MEMBERSHIP_NAME.match(name)]
     largest = MNIST_TRAIN_SIZE // 2 - cfg["n_eval"]
     problems += [f"membership.train_sizes: {size} leaves fewer than membership.n_eval ({cfg['n_eval']}) held-out "
                  f"digits beside a target (of P1) or a shadow (of P2) of that size (at most {largest})"
@@ -233,152 +210,17 @@ def _check_membership(config: Mapping[str, Any], source: str) -> None:
         raise ConfigError(f"invalid configuration ({source}):\n" + "\n".join(f"- {p}" for p in problems))
 
 
+def _check_model_names(config: Mapping[str, Any], source: str) -> None:
+    # Imported here: model_grid builds on this module (ConfigError), and names are checked only once the
+    # sections they are built from are known to be sound.
+    from tempered.model_grid import name_problems
+
+    problems = name_problems(config)
+    if problems:
+        raise ConfigError(f"invalid configuration ({source}):\n" + "\n".join(f"- {p}" for p in problems))
+
+
 def config_hash(section: Any) -> str:
     """A stable short digest of a config value (key order does not matter), recorded as provenance."""
     canonical = json.dumps(section, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-# Distillation models are named for their role and temperature: teacher_T20, student_T0p5 ('.' -> 'p').
-DISTILLED_NAME = re.compile(r"^(?P<role>teacher|student)_T(?P<tag>[0-9]+(?:p[0-9]+)?)$")
-
-
-def temperature_tag(temperature: float) -> str:
-    return f"{temperature:g}".replace(".", "p")
-
-
-def distilled_names(config: Mapping[str, Any], role: str) -> list[str]:
-    return [f"{role}_T{temperature_tag(t)}" for t in config["distillation"]["temperatures"]]
-
-
-def attacked_models(config: Mapping[str, Any]) -> list[str]:
-    """Papernot et al. 2016 section V: the undistilled base model and every student, deployed at T=1."""
-    return [config["distillation"]["base_model"], *distilled_names(config, "student")]
-
-
-def all_model_names(config: Mapping[str, Any]) -> list[str]:
-    """Every model the DAG trains: those under 'models', then teachers and students over the T grid."""
-    enabled = sorted(name for name, cfg in config["models"].items() if cfg.get("enabled", True))
-    return enabled + distilled_names(config, "teacher") + distilled_names(config, "student")
-
-
-# Membership-inference models (issue 8), trained on the sets of results/membership/roles: a target mi<size>_<model>
-# has <model>'s settings on set "target" of the size's roles (a seeded subset of P1); a shadow mi<size>_shadow<k>
-# has membership.shadow_model's settings on set "shadow_in" of its own roles (a seeded subset of P2).
-MEMBERSHIP_NAME = re.compile(r"^mi(?P<size>[0-9]+)_(?P<inner>[a-z].*)$")
-SHADOW_NAME = re.compile(r"^shadow(?P<k>[0-9]+)$")
-
-
-def membership_model_names(config: Mapping[str, Any]) -> list[str]:
-    """The models each target size trains: membership.models, then every teacher and student if `distilled`."""
-    cfg = config["membership"]
-    extra = distilled_names(config, "teacher") + distilled_names(config, "student") if cfg["distilled"] else []
-    return list(cfg["models"]) + extra
-
-
-def robust_membership_model(config: Mapping[str, Any]) -> str | None:
-    """The first of membership.models trained with PGD (Song et al. 2019's robust model), if any."""
-    return next((m for m in config["membership"]["models"] if config["models"][m]["method"] == "madry_pgd"), None)
-
-
-def membership_targets(config: Mapping[str, Any]) -> list[str]:
-    return [f"mi{size}_{name}" for size in config["membership"]["train_sizes"]
-            for name in membership_model_names(config)]
-
-
-def membership_shadows(config: Mapping[str, Any], size: int | None = None) -> list[str]:
-    sizes = config["membership"]["train_sizes"] if size is None else [size]
-    return [f"mi{s}_shadow{k}" for s in sizes for k in range(config["membership"]["n_shadows"])]
-
-
-def trained_model_names(config: Mapping[str, Any]) -> list[str]:
-    """Every model the DAG has a checkpoint of: the enabled models, teachers and students, and every membership
-    target and shadow (including those that copy a disabled model, as mi<size>_cnn_pgd copies cnn_pgd)."""
-    return all_model_names(config) + membership_targets(config) + membership_shadows(config)
-
-
-def training_data(config: Mapping[str, Any], model: str) -> tuple[str, ...]:
-    """The index set a model trains on: the split's (its settings name which part), or a membership target's
-    roles of its size, or a shadow's own roles."""
-    match = MEMBERSHIP_NAME.match(model)
-    if match is None or model in config["models"]:
-        return ("split",)
-    shadow = SHADOW_NAME.match(match["inner"])
-    return ("shadow", match["size"], shadow["k"]) if shadow else ("target", match["size"])
-
-
-def training_twins(config: Mapping[str, Any]) -> dict[str, str]:
-    """Models whose training would repeat another's exactly: the same settings on the same data (the seed is
-    the job's, equal for both), e.g. the teacher at T=1, which is the base CNN trained at T=1, and each size's
-    mi<size>_teacher_T1 and mi<size>_cnn. Each maps to the first of its kind in trained_model_names, which is
-    trained once; the twin's checkpoint is a copy of it (rule reuse_training)."""
-    first: dict[str, str] = {}
-    twins: dict[str, str] = {}
-    for model in trained_model_names(config):
-        recipe = json.dumps([model_config(config, model), training_data(config, model)], sort_keys=True)
-        if recipe in first:
-            twins[model] = first[recipe]
-        else:
-            first[recipe] = model
-    return twins
-
-
-def _membership_model_config(config: Mapping[str, Any], model: str) -> dict[str, Any]:
-    match = MEMBERSHIP_NAME.match(model)
-    cfg = config["membership"]
-    if int(match["size"]) not in cfg["train_sizes"]:
-        raise ConfigError(f"unknown model {model!r}: {match['size']} is not in membership.train_sizes "
-                          f"{cfg['train_sizes']}")
-    shadow = SHADOW_NAME.match(match["inner"])
-    if shadow:
-        if int(shadow["k"]) >= cfg["n_shadows"]:
-            raise ConfigError(f"unknown model {model!r}: membership.n_shadows is {cfg['n_shadows']}")
-        derived = {**model_config(config, cfg["shadow_model"]), "train_set": "shadow_in"}
-    else:
-        if match["inner"] not in membership_model_names(config):
-            raise ConfigError(f"unknown model {model!r}: {match['inner']!r} is not a membership model "
-                              f"({', '.join(membership_model_names(config))})")
-        derived = {**model_config(config, match["inner"]), "train_set": "target"}
-        if "teacher" in derived:
-            derived["teacher"] = f"mi{match['size']}_{derived['teacher']}"
-    derived["limit_train"] = None
-    if cfg["epochs"] is not None:
-        derived["epochs"] = cfg["epochs"]
-    return derived
-
-
-def model_config(config: Mapping[str, Any], model: str) -> dict[str, Any]:
-    """A model's settings; teacher_T<T> / student_T<T> are distillation.base_model's at temperature T, and
-    membership models (MEMBERSHIP_NAME) those of the model they copy, on their own training set."""
-    if model in config["models"]:
-        return dict(config["models"][model])
-    if MEMBERSHIP_NAME.match(model):
-        return _membership_model_config(config, model)
-    match = DISTILLED_NAME.match(model)
-    temperatures = {temperature_tag(t): float(t) for t in config["distillation"]["temperatures"]}
-    if match and match["tag"] in temperatures:
-        derived = {**config["models"][config["distillation"]["base_model"]], "temperature": temperatures[match["tag"]]}
-        if match["role"] == "student":
-            derived["teacher"] = f"teacher_T{match['tag']}"
-        return derived
-    raise ConfigError(f"unknown model {model!r}: config defines {', '.join(all_model_names(config))}")
-
-
-def model_config_key(config: Mapping[str, Any], model: str) -> str:
-    """The config key a model's settings live under (a distilled model's are its base model's, a membership
-    model's those of the model it copies)."""
-    model_config(config, model)  # raises for an unknown name
-    match = MEMBERSHIP_NAME.match(model)
-    if match and model not in config["models"]:
-        shadow = SHADOW_NAME.match(match["inner"])
-        return model_config_key(config, config["membership"]["shadow_model"] if shadow else match["inner"])
-    return f"models.{model}" if model in config["models"] else f"models.{config['distillation']['base_model']}"
-
-
-def derived_setting_keys(config: Mapping[str, Any], model: str) -> list[str]:
-    """Config keys beyond model_config_key that a derived model's settings depend on: membership.epochs for a
-    membership model. Which entry the settings are copied from (distillation.base_model, membership.shadow_model)
-    is not one: the slice holds the entry's values, so switching to an entry with other values reruns the job, and
-    switching to one with equal values computes the same model."""
-    match = MEMBERSHIP_NAME.match(model)
-    return ["membership.epochs"] if match and model not in config["models"] else []

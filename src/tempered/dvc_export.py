@@ -15,7 +15,9 @@ exactly the stages whose keys changed value, wherever the key is set.
 
 from __future__ import annotations
 
+import argparse
 import difflib
+import functools
 import hashlib
 import json
 import re
@@ -28,15 +30,9 @@ from typing import Any
 import yaml
 
 from tempered import code_deps
-from tempered.config import (
-    MEMBERSHIP_NAME,
-    PRESETS_DIR,
-    REPO_ROOT,
-    ConfigError,
-    load_config,
-    model_config_key,
-)
+from tempered.config import PRESETS_DIR, REPO_ROOT, ConfigError, load_config
 from tempered.dvc_foreach import Definition, JobStage, expand_stage, fold
+from tempered.model_grid import model_config_key, model_id
 from tempered.nested import leaves
 from tempered.step_params import step_config_keys
 
@@ -120,14 +116,20 @@ def job_key(job: SnakemakeJob) -> str:
     return "-".join(parts) or job.rule
 
 
-def _step_keys(cmd: str, config: dict) -> list[str]:
-    """The config keys the command's step reads, found by parsing it with the CLI's own parser."""
+@functools.cache
+def _cli_parser() -> argparse.ArgumentParser:
+    """The CLI's own parser, built once: a paper-scale DAG has ~9,000 jobs to parse."""
     from tempered.cli import build_parser
 
+    return build_parser()
+
+
+def _step_keys(cmd: str, config: dict) -> list[str]:
+    """The config keys the command's step reads, found by parsing it with the CLI's own parser."""
     argv = shlex.split(cmd)
     if argv[:3] != ["python", "-m", "tempered"]:
         raise ValueError(f"rule command does not call the tempered CLI: {cmd}")
-    args = build_parser().parse_args(argv[3:])
+    args = _cli_parser().parse_args(argv[3:])
     named = {k: v for k, v in vars(args).items() if k != "step" and isinstance(v, str | int)}
     return step_config_keys(args.step, config, **named)
 
@@ -189,10 +191,9 @@ def _settings(config: Mapping[str, Any], wildcards: Mapping[str, str]) -> dict[s
 def _labels(config: Mapping[str, Any], wildcards: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The part of the DAG a job belongs to (dvc_foreach.JobStage): a membership model's jobs read
     membership.epochs besides the model's keys, and those that depend on their size's shadows hold mi<size>."""
-    membership = MEMBERSHIP_NAME.match(wildcards.get("model", ""))
-    if membership is None or wildcards["model"] in config["models"]:
+    if "model" not in wildcards or not (model := model_id(config, wildcards["model"])).is_membership:
         return (), ()
-    return ("membership",), (f"mi{membership['size']}",)
+    return ("membership",), (f"mi{model.size}",)
 
 
 def _stage_entry(definition: Definition) -> dict[str, Any]:

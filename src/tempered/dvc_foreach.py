@@ -4,8 +4,9 @@ wildcards do not determine). dvc.yaml stays short in text however many jobs the 
 their own generated file (dvc_export.JOBS_FILE).
 
 A template is found by writing each job's wildcard values back as `${item.<name>}`, following the project's
-path conventions: a name-like value (model, attack, dataset) where it stands as a whole word, a number (seed,
-size, shadow k) only after its label (`seed0`, `size1000`, `shadow3`, `--seed 0`). Every template is checked
+path conventions: a name-like value (model, attack, dataset) where it stands as a whole word or as the stem of
+its shadows' names (`mi1000_cnn_shadow3`), a number (seed, size, shadow k) only after its label (`seed0`,
+`size1000`, `shadow3`, `--seed 0`). Every template is checked
 against every job it stands for: expanding it with the job's fields gives the job's stage exactly, or the
 export fails. Jobs whose inputs differ in shape (a list of files that varies with something the wildcards do not
 name) get one definition per shape.
@@ -54,7 +55,9 @@ def placeholder(field: str) -> str:
 
 
 def _word(value: str) -> re.Pattern[str]:
-    return re.compile(r"(?<![A-Za-z0-9_])" + re.escape(value) + r"(?![A-Za-z0-9_])")
+    """`value` where it stands as a whole word, or as the stem of a name built on it: a membership target's own
+    shadows are <target>_shadow<k> (tempered.model_grid), so its attack's list of shadows is one template."""
+    return re.compile(r"(?<![A-Za-z0-9_])" + re.escape(value) + r"(?=_shadow[0-9]|(?![A-Za-z0-9_]))")
 
 
 def _labeled_number(name: str, value: str) -> re.Pattern[str]:

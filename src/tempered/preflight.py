@@ -15,15 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from tempered import paths
-from tempered.config import (
-    MEMBERSHIP_NAME,
-    MNIST_TRAIN_SIZE,
-    load_config,
-    model_config,
-    preset_names,
-    trained_model_names,
-    training_twins,
-)
+from tempered.config import MNIST_TRAIN_SIZE, load_config, preset_names
+from tempered.model_grid import model_config, model_id, trained_model_names, training_twins
 from tempered.reporting.durations import ESTIMATED, duration
 
 # Papernot CNN, batch 128, fp32, 2 CPU threads: 2,300-2,600 samples/s measured here by bench/train_throughput.py
@@ -102,7 +95,7 @@ def reference_seconds(table_csv: Path) -> dict[str, float]:
 def training_set_size(config: Mapping[str, Any], model: str) -> int:
     settings = model_config(config, model)
     if settings["train_set"] in ("target", "shadow_in"):
-        size = int(MEMBERSHIP_NAME.match(model)["size"])
+        size = model_id(config, model).size
     elif settings["train_set"] in ("p1", "p2"):
         size = MNIST_TRAIN_SIZE // 2
     elif settings["train_set"] == "train":
@@ -123,7 +116,7 @@ def cnn_sample_epochs(config: Mapping[str, Any], model: str) -> float:
 
 
 def trained_models(config: Mapping[str, Any]) -> list[str]:
-    """What the DAG trains: every model it has a checkpoint of (config.trained_model_names, membership copies of a
+    """What the DAG trains: every model it has a checkpoint of (model_grid.trained_model_names, membership copies of a
     disabled cnn_pgd included) but the twins, whose weights are a copy (rule reuse_training)."""
     twins = training_twins(config)
     return [model for model in trained_model_names(config) if model not in twins]

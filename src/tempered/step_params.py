@@ -13,7 +13,8 @@ import copy
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from tempered.config import derived_setting_keys, load_config, model_config, model_config_key
+from tempered.config import load_config
+from tempered.model_grid import ModelId, derived_setting_keys, model_config, model_config_key, model_id
 
 # {model_key} is where the model's settings live: models.<model>, or the base model's for teacher_T<T> and
 # student_T<T> (whose temperature is in the name, so the grid adds or removes jobs, never reruns others).
@@ -44,8 +45,8 @@ STEP_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "membership-roles": ("membership.n_eval", "membership.seed"),
     "membership-shadow": ("membership.adversarial_input", "evaluation.batch_size", "calibration.init_temperature",
                           "calibration.max_iter"),
-    "membership-attack": ("membership.adversarial_input", "membership.bootstrap", "evaluation.batch_size",
-                          "calibration"),
+    "membership-attack": ("membership.adversarial_input", "membership.bootstrap", "membership.shadow_recipe",
+                          "evaluation.batch_size", "calibration"),
     "membership-report": ("membership", "distillation", "models"),
     "summarize": (),
     "plot-training": (),
@@ -158,8 +159,12 @@ class StepConfig(Mapping[str, Any]):
         return {key: _canonical(lookup(self._root, key)) for key in self._keys}
 
     def model(self, name: str) -> dict[str, Any]:
-        """The settings of model `name` (tempered.config.model_config)."""
+        """The settings of model `name` (tempered.model_grid.model_config)."""
         return model_config(self._root, name)
+
+    def model_id(self, name: str) -> ModelId:
+        """Model `name`'s dimensions (family, role, T, membership size, shadow): tempered.model_grid.model_id."""
+        return model_id(self._root, name)
 
     def model_key(self, name: str) -> str:
         """The config key model `name`'s settings live under (for messages that name what to change)."""

@@ -104,7 +104,7 @@ def test_step_params_do_not_depend_on_key_order(repo_config):
 
 
 def test_membership_models_copy_their_model_on_their_own_training_set(repo_config):
-    from tempered.config import (
+    from tempered.model_grid import (
         membership_shadows,
         membership_targets,
         model_config,
@@ -114,7 +114,7 @@ def test_membership_models_copy_their_model_on_their_own_training_set(repo_confi
     from tempered.step_params import step_config_keys
 
     cfg = copy.deepcopy(repo_config)
-    cfg["membership"].update(train_sizes=[1000, 5000], epochs=7, n_shadows=2)
+    cfg["membership"].update(train_sizes=[1000, 5000], epochs=7, n_shadows=2, shadow_recipe="shadow_model")
     t = temperature_tag(cfg["distillation"]["temperatures"][-1])
     targets = membership_targets(cfg)
     assert {"mi1000_cnn", "mi5000_cnn_pgd", f"mi1000_teacher_T{t}", f"mi5000_student_T{t}"} <= set(targets)
@@ -130,9 +130,13 @@ def test_membership_models_copy_their_model_on_their_own_training_set(repo_confi
     shadow_keys = step_config_keys("train", cfg, model="mi1000_shadow0")
     assert shadow_keys == [f"models.{cfg['membership']['shadow_model']}", "evaluation.limit_eval", "membership.epochs"]
     assert "membership.epochs" not in step_config_keys("train", cfg, model="cnn")
-    for unknown, why in (("mi2000_cnn", "train_sizes"), ("mi1000_shadow2", "n_shadows"), ("mi1000_nope", "membership")):
-        with pytest.raises(ConfigError, match=why):
+    # An unknown name is refused with the settings that define the names (nothing reads a name apart to say which).
+    for unknown in ("mi2000_cnn", "mi1000_shadow2", "mi1000_nope", "student_T3"):
+        with pytest.raises(ConfigError, match=f"unknown model '{unknown}'") as refused:
             model_config(cfg, unknown)
+        for grid_key in ("membership.train_sizes (1000, 5000)", "membership.n_shadows (2)", "membership.models (cnn, ",
+                         "distillation.temperatures (", "'models' (ae400_10, cnn, "):
+            assert grid_key in str(refused.value)
 
 
 @pytest.mark.parametrize("change, named", [

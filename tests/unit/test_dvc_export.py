@@ -112,9 +112,15 @@ def test_seed_and_temperature_wildcards_follow_config():
     assert {s for s in paper if s.startswith("train_student@student")} == {
         f"train_student@student_T{t}-seed{s}" for t in grid for s in (0, 1, 2)}
     # The membership targets distil too, one student per size, T and seed, on their own roles.
+    # And so do their shadows (shadow_recipe target), each on its own roles.
     mi1000 = "train_student_membership@mi1000_"
+    shadows = range(16)
     assert {s for s in paper if s.startswith(mi1000)} == {
-        f"{mi1000}student_T{t}-seed{s}" for t in grid for s in (0, 1, 2)}
+        f"{mi1000}student_T{t}{shadow}-seed{s}" for t in grid for s in (0, 1, 2)
+        for shadow in ("", *(f"_shadow{k}" for k in shadows))}
+    shadow_student = paper[f"{mi1000}student_T20_shadow3-seed1"]
+    assert "results/membership/roles/size1000/shadow3.npz" in shadow_student["deps"]
+    assert "results/distillation/mi1000_teacher_T20_shadow3/seed1/soft_labels.npz" in shadow_student["deps"]
     assert "results/membership/roles/size1000/target.npz" in paper[f"{mi1000}student_T20-seed1"]["deps"]
     student = paper["train_student@student_T20-seed1"]
     assert "results/distillation/teacher_T20/seed1/soft_labels.npz" in student["deps"]

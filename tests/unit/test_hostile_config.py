@@ -122,11 +122,13 @@ def test_temperatures_that_name_distinct_models_pass(repo_config):
                                                      "temperatures": [0.5, 1, 1.5, 100, 100.5, 0.0001, 999999]}})
 
 
-def test_a_membership_model_that_would_share_a_shadows_name_is_refused(repo_config):
+@pytest.mark.parametrize(("recipe", "name"), [("shadow_model", "shadow0"), ("target", "cnn_shadow0")])
+def test_a_membership_model_that_would_share_a_shadows_name_is_refused(repo_config, recipe, name):
+    """A shared recipe's shadows are mi<size>_shadow<k>; a target's own are mi<size>_<model>_shadow<k>."""
     def mutate(c):
-        c["models"]["shadow0"] = c["models"]["cnn"]
-        c["membership"]["models"] = ["cnn", "shadow0"]
-    assert "membership.models: 'shadow0' would train as mi<size>_shadow0" in refused(repo_config, mutate)
+        c["models"][name] = c["models"]["cnn"]
+        c["membership"].update(models=["cnn", name], shadow_recipe=recipe)
+    assert f"membership.models: '{name}' would train as mi<size>_{name}" in refused(repo_config, mutate)
 
 
 # --- issue 18 item 3: a common mistake ends in one message that says what to do -----------------------------------

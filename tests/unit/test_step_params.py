@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tempered.config import REPO_ROOT, config_hash, model_config
+from tempered.config import REPO_ROOT, config_hash
+from tempered.model_grid import model_config
 from tempered.stages.data.steps import split_step
 from tempered.step_params import STEP_CONFIG_KEYS, StepConfig, UndeclaredConfigRead, config_slice, step_view
 

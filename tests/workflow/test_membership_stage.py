@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from tempered.artifacts import ArtifactError, read_arrays, read_checkpoint, read_json, write_arrays
-from tempered.config import load_config, membership_shadows, membership_targets
+from tempered.config import load_config
+from tempered.model_grid import membership_shadow_ids, membership_targets, model_id, shadows_of
 from tempered.ood.metrics import auroc
 from tests.pipeline import SMOKE
 
@@ -31,16 +32,37 @@ def test_roles_in_the_files_the_models_trained_on_are_disjoint(snakemake_run, sm
         # Non-members are training digits (one distribution with the members) that the target never saw.
         assert not set(target["nonmembers"]) & set(target["target"])
         assert len(target["calibration"]) == 10_000  # the test set: no non-member among them
-        for shadow in membership_shadows(smoke_config, size):
-            k = shadow.rsplit("shadow", 1)[1]
-            roles = read_arrays(root / f"membership/roles/size{size}/shadow{k}.npz")
+        for shadow in membership_shadow_ids(smoke_config, size):
+            roles = read_arrays(root / f"membership/roles/size{size}/shadow{shadow.shadow}.npz")
             assert not set(roles["shadow_in"]) & set(target["target"])  # shadows never saw a target's data
             assert not set(roles["shadow_in"]) & set(target["nonmembers"])  # nor its non-members (OUT for all)
             assert not set(roles["shadow_out"]) & set(roles["shadow_in"])
-            _, meta = read_checkpoint(root / f"models/{shadow}/seed0/model.pt")
+            _, meta = read_checkpoint(root / f"models/{shadow.name}/seed0/model.pt")
             assert meta["train_size"] == size and meta["model_config"]["train_set"] == "shadow_in"
         _, meta = read_checkpoint(root / f"models/mi{size}_cnn/seed0/model.pt")
         assert meta["train_size"] == size and meta["model_config"]["train_set"] == "target"
+
+
+def test_each_targets_shadows_were_trained_like_it(snakemake_run, smoke_config):
+    """membership.shadow_recipe target (smoke keeps config.yaml's): a student's shadows are students at its T,
+    taught by teacher shadows on their own data, the PGD-trained target's shadows PGD-trained; only the data differ."""
+    assert smoke_config["membership"]["shadow_recipe"] == "target"
+    root = snakemake_run / "results"
+    recipes = set()
+    for name in membership_targets(smoke_config):
+        target = model_id(smoke_config, name)
+        _, target_meta = read_checkpoint(root / f"models/{name}/seed0/model.pt")
+        for shadow in shadows_of(smoke_config, target):
+            _, meta = read_checkpoint(root / f"models/{shadow.name}/seed0/model.pt")
+            expected = {**target_meta["model_config"], "train_set": "shadow_in"}
+            if "teacher" in expected:  # a student shadow learns from the teacher shadow of the same index
+                expected["teacher"] = shadow.teacher().name
+            assert meta["model_config"] == expected, shadow.name
+            recipes.add((meta["model_config"]["method"], meta["model_config"]["temperature"]))
+        record = read_json(root / f"metrics/membership/{name}/seed0.json")
+        assert record["shadow_recipe"] == "target"
+        assert record["n_shadows"] == smoke_config["membership"]["n_shadows"]
+    assert {("madry_pgd", 1.0), ("cross_entropy", 100.0)} <= recipes
 
 
 def test_every_number_is_recomputed_from_the_saved_scores(snakemake_run, smoke_config):
@@ -130,7 +152,8 @@ def test_shadows_of_another_size_are_refused(snakemake_run, smoke_config, tmp_pa
 
     root = snakemake_run / "results"
     size = smoke_config["membership"]["train_sizes"][0]
-    shadow = read_arrays(root / f"membership/shadows/mi{size}_shadow0/seed0.npz")
+    target = model_id(smoke_config, f"mi{size}_cnn")
+    shadow = read_arrays(root / f"membership/shadows/{shadows_of(smoke_config, target)[0].name}/seed0.npz")
     shadow["candidate_members_logits"] = shadow["candidate_members_logits"][:-1]
     bad = tmp_path / "shadow.npz"
     write_arrays(bad, shadow)

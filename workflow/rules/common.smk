@@ -8,18 +8,17 @@ from snakemake.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import ExecMode
 
 from tempered import code_deps, paths
-from tempered.config import (
-    MEMBERSHIP_NAME,
-    SHADOW_NAME,
+from tempered.config import refuse_overrides, validate_config
+from tempered.model_grid import (
     all_model_names,
     attacked_models,
     distilled_names,
     membership_shadows,
     membership_targets,
-    refuse_overrides,
+    model_grid,
+    shadows_of,
     trained_model_names,
     training_twins,
-    validate_config,
 )
 from tempered.data.sources import check_local_dir
 from tempered.step_params import config_slice
@@ -87,15 +86,17 @@ def code(step):
 MODELS = all_model_names(config)
 TEACHERS = distilled_names(config, "teacher")
 STUDENTS = distilled_names(config, "student")
-# Membership inference (rules/membership.smk): targets mi<size>_<model> and shadows mi<size>_shadow<k> train with
-# the rules of train.smk, on their roles instead of the split.
+# Membership inference (rules/membership.smk): targets mi<size>_<model> and their shadows (mi<size>_<model>_shadow<k>,
+# or mi<size>_shadow<k> of one shared recipe) train with the rules of train.smk, on their roles, not the split.
 MI_TARGETS = membership_targets(config)
 MI_SHADOWS = membership_shadows(config)
 TRAINED = trained_model_names(config)
+# Each model's dimensions (family, role, T, size, shadow), looked up by name: no rule reads them from the name.
+GRID = model_grid(config)
 # Models whose training would repeat another's (the teacher at T=1 is the base CNN): copied, not retrained.
 TWINS = training_twins(config)
-ALL_TEACHERS = TEACHERS + [m for m in MI_TARGETS if "_teacher_T" in m]
-ALL_STUDENTS = STUDENTS + [m for m in MI_TARGETS if "_student_T" in m]
+ALL_TEACHERS = [m for m in TRAINED if GRID[m].role == "teacher"]
+ALL_STUDENTS = [m for m in TRAINED if GRID[m].role == "student"]
 SEEDS = [str(s) for s in config["seeds"]]
 MI_SEEDS = [str(s) for s in config["membership"]["seeds"]]  # the membership experiment's own repetitions
 THREADS = config["compute"]["threads"]  # every job applies it itself (tempered.cli); declared for scheduling
@@ -111,18 +112,22 @@ wildcard_constraints:
 
 
 def membership_size(model):
-    return MEMBERSHIP_NAME.match(model)["size"]
+    return GRID[model].size
+
+
+def shadow_names(target):
+    """The shadows a membership target's attacker uses (membership.shadow_recipe)."""
+    return [shadow.name for shadow in shadows_of(config, GRID[target])]
 
 
 def training_sets(wildcards):
     """The index sets a model trains on: the split, or a membership target's or shadow's roles."""
-    match = MEMBERSHIP_NAME.match(wildcards.model)
-    if match is None:
-        return paths.SPLIT_INDEXES
-    shadow = SHADOW_NAME.match(match["inner"])
-    if shadow:
-        return paths.SHADOW_ROLES.format(size=match["size"], k=shadow["k"])
-    return paths.TARGET_ROLES.format(size=match["size"])
+    model = GRID[wildcards.model]
+    if model.is_shadow:
+        return paths.SHADOW_ROLES.format(size=model.size, k=model.shadow)
+    if model.is_target:
+        return paths.TARGET_ROLES.format(size=model.size)
+    return paths.SPLIT_INDEXES
 
 
 def all_targets():

@@ -81,8 +81,7 @@ rule membership_attack:
         checkpoint=paths.CHECKPOINT,
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
         roles=training_sets,
-        shadows=lambda wc: expand(paths.SHADOW_OUTPUTS, model=membership_shadows(config, int(membership_size(wc.model))),
-                                  seed=wc.seed),
+        shadows=lambda wc: expand(paths.SHADOW_OUTPUTS, model=shadow_names(wc.model), seed=wc.seed),
     output:
         metrics=paths.MEMBERSHIP_METRICS,
         scores=directory(paths.MEMBERSHIP_SCORES_DIR),

@@ -93,7 +93,7 @@ rule train_student:
         code=code("train"),
         images=paths.DATASET_ARRAYS.format(dataset="mnist"),
         split=training_sets,
-        soft_labels=lambda wc: paths.SOFT_LABELS.format(model=wc.model.replace("student_", "teacher_"), seed=wc.seed),
+        soft_labels=lambda wc: paths.SOFT_LABELS.format(model=GRID[wc.model].teacher().name, seed=wc.seed),
     output:
         checkpoint=paths.CHECKPOINT,
         history=paths.HISTORY,

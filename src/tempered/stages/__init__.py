@@ -7,8 +7,6 @@ STAGES = ("data", "train", "evaluate", "figures", "attacks", "calibration", "ood
 
 
 def distillation_temperature(config, model: str) -> float | None:
-    """The training temperature of teacher_T<T> / student_T<T> (from a step's StepConfig); None for a model defined
-    under 'models', whose temperature is no point on the distillation grid."""
-    if model in config["models"]:
-        return None
-    return float(config.model(model)["temperature"])
+    """A model's training temperature on the distillation grid (teacher_T<T>, student_T<T>; from a step's
+    StepConfig); None for the undistilled models, whose temperature is no point on the grid."""
+    return config.model_id(model).temperature

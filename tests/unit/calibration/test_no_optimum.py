@@ -103,8 +103,10 @@ def test_the_step_records_not_fitted_with_the_reason_and_no_temperature(tmp_path
     assert "500 'val' samples" in record["not_fitted_reason"]
     assert record["no_finite_optimum"] == "T -> inf" and record["nll_slope_in_inverse_t"]["at_0"] > 0
     assert no_nulls(record)
+    assert record["distillation_role"] == "student" and record["distillation_temperature"] == 100.0
     table = calibration_table([record])
     assert not table.loc[0, "fitted"] and np.isnan(table.loc[0, "fitted_temperature"])
+    assert table.loc[0, "role"] == "student"
     from tempered.stages.calibration.steps import _markdown
 
     assert "| not fitted |" in _markdown(table)

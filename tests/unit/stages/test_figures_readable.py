@@ -19,6 +19,7 @@ from matplotlib.image import AxesImage  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
+from tempered.model_grid import ModelId  # noqa: E402
 from tempered.reporting import figures  # noqa: E402
 from tempered.stages.attacks import distillation_report as distillation  # noqa: E402
 from tempered.stages.calibration import figures as figures_calibration  # noqa: E402
@@ -221,7 +222,8 @@ def with_robust_gap(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(robust_generalization_gap=frame.model.map(gaps))
 
 
-DISTILLED = {f"mi2500_{role}_T{t:g}": t for role in ("teacher", "student") for t in (1.0, 20.0, 100.0)}
+DISTILLED = {m.name: m for m in (ModelId("cnn", role, t, 2500) for role in ("teacher", "student")
+                                 for t in (1.0, 20.0, 100.0))}
 
 
 def reliability_bins() -> pd.DataFrame:

@@ -79,10 +79,10 @@ def test_membership_jobs_show_their_sets_and_variants_on_stderr(tiny_job, capsys
                                                  "calibration": index[16:40]})
     write_arrays(tiny_job / "target_roles.npz", {"members": index[:8], "nonmembers": index[:8],
                                                  "calibration": index[8:40]})
-    shadow_step(config, "mi200_shadow0", tiny_job / "model.pt", tiny_job / "mnist.npz", tiny_job / "shadow_roles.npz",
-                tiny_job / "target_roles.npz", tiny_job / "shadow.npz")
+    shadow_step(config, "mi200_cnn_shadow0", tiny_job / "model.pt", tiny_job / "mnist.npz",
+                tiny_job / "shadow_roles.npz", tiny_job / "target_roles.npz", tiny_job / "shadow.npz")
     err = capsys.readouterr().err
-    assert "shadow mi200_shadow0:" in err and "2/2 [" in err and "PGD:" in err, err
+    assert "shadow mi200_cnn_shadow0:" in err and "2/2 [" in err and "PGD:" in err, err
     assert len(read_arrays(tiny_job / "shadow.npz")["adv_members_logits"]) == 8
 
     attack_step(config, "mi200_cnn", tiny_job / "model.pt", tiny_job / "mnist.npz", tiny_job / "target_roles.npz",

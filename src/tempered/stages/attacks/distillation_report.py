@@ -16,19 +16,19 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from tempered.artifacts import write_bytes, write_metrics, write_table  # noqa: E402
-from tempered.config import DISTILLED_NAME  # noqa: E402
 from tempered.reporting.figures import apply_style, legend_beside, log_temperature_axis, save_figure  # noqa: E402
 from tempered.reporting.summary import across_seeds  # noqa: E402
 from tempered.reporting.tables import markdown_table  # noqa: E402
+from tempered.stages import distillation_temperature  # noqa: E402
 from tempered.stages.report import reference  # noqa: E402
 
 ATTACK_LABELS = {"jsma": "JSMA (softmax, T=1)", "jsma_known_t": "JSMA (softmax at the training T)",
                  "fgsm": "FGSM", "pgd": "PGD", "cw_l2": "C&W L2 (logits)"}
 
 
-def temperature_of(config: Mapping[str, Any], model: str) -> float | None:
-    """A distilled model's T; None for the undistilled base model."""
-    return config.model(model)["temperature"] if DISTILLED_NAME.match(model) else None
+def role_of(config: Mapping[str, Any], model: str) -> str:
+    """teacher or student on the distillation grid; base for the undistilled base model."""
+    return config.model_id(model).role or "base"
 
 
 def log10_mean_abs(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -62,8 +62,8 @@ def tidy_results(config, eval_metrics: Sequence[dict], attack_metrics: Sequence[
             rows.append({"model": model, "seed": int(seed.removeprefix("seed")),
                          "quantity": "gradient_log10_mean_abs_median", "value": log10_median})
     frame = pd.DataFrame(rows)
-    frame["role"] = frame["model"].map(lambda m: m.split("_T")[0] if DISTILLED_NAME.match(m) else "base")
-    frame["T"] = frame["model"].map(lambda m: temperature_of(config, m))
+    frame["role"] = frame["model"].map(lambda m: role_of(config, m))
+    frame["T"] = frame["model"].map(lambda m: distillation_temperature(config, m))
     return frame
 
 
@@ -257,9 +257,11 @@ def gradients_figure(config, gradients: Mapping[str, Mapping[str, np.ndarray]]) 
     """Histogram per model of the per-sample log10 mean |dF/dx| (float64, log space: no underflow clipping);
     a sample whose gradient is exactly 0 has no logarithm and is counted in the title instead."""
     rows, zeros = [], 0
-    for key, arrays in sorted(gradients.items(), key=lambda kv: temperature_of(config, kv[0].split("/")[0]) or 0.0):
+    by_temperature = sorted(gradients.items(),
+                            key=lambda kv: distillation_temperature(config, kv[0].split("/")[0]) or 0.0)
+    for key, arrays in by_temperature:
         model = key.split("/")[0]
-        temperature = temperature_of(config, model)
+        temperature = distillation_temperature(config, model)
         label = "undistilled" if temperature is None else f"T={temperature:g}"
         values = log10_mean_abs(arrays)
         zeros += int((~np.isfinite(values)).sum())
@@ -293,7 +295,7 @@ def examples_figure(config, adversarial: Mapping[str, Mapping[str, np.ndarray]])
                                       example_caption(int(arrays["label"][hits[0]]), int(arrays["target"][hits[0]])))
     attacks = sorted({a for a, _ in cells} | {Path(p).parts[-3] for p in adversarial})
     models = sorted({Path(p).parts[-2] for p in adversarial},
-                    key=lambda m: (temperature_of(config, m) or 0.0))
+                    key=lambda m: (distillation_temperature(config, m) or 0.0))
     fig, axes = plt.subplots(len(attacks), len(models), figsize=(1.5 * len(models) + 1, 1.8 * len(attacks) + 0.6),
                              squeeze=False)
     for i, attack in enumerate(attacks):

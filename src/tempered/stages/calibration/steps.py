@@ -37,7 +37,6 @@ from tempered.data.split import HELD_OUT
 from tempered.ood.protocol import REPORT_SET
 from tempered.provenance import provenance
 from tempered.reporting.tables import markdown_table
-from tempered.stages import distillation_temperature
 from tempered.step_params import step_config
 
 log = logging.getLogger(__name__)
@@ -76,9 +75,9 @@ def calibrate_step(config_files: Sequence[str], model_name: str, seed: int, logi
     report_labels = torch.from_numpy(arrays[f"{report_set}_labels"])
     record: dict[str, Any] = {"model": model_name, "seed": seed, "architecture": mcfg["architecture"],
                               "train_set": mcfg["train_set"], "fit_set": fit_set or "none", "report_set": report_set}
-    t_train = distillation_temperature(config, model_name)
-    if t_train is not None:
-        record["distillation_temperature"] = t_train
+    grid_point = config.model_id(model_name)
+    if grid_point.is_distilled:  # its place on the distillation grid, read by the report (calibration_table)
+        record.update(distillation_role=grid_point.role, distillation_temperature=grid_point.temperature)
     before = calibration_metrics(report_logits, report_labels, 1.0, cfg["n_bins"])
     record["before"] = before
     frames = [_bins_frame(report_logits, report_labels, 1.0, "before (T=1)", cfg["n_bins"])]
@@ -135,7 +134,7 @@ CALIBRATION_COLUMNS = ["model", "seed", "role", "distillation_temperature", "fit
 def calibration_table(records: Sequence[dict]) -> pd.DataFrame:
     rows = []
     for r in records:
-        role = r["model"].split("_T")[0] if "distillation_temperature" in r else r["model"]
+        role = r.get("distillation_role", r["model"])  # teacher / student, or the model itself off the grid
         row = {"model": r["model"], "seed": r["seed"], "role": role,
                "distillation_temperature": r.get("distillation_temperature", np.nan), "fitted": r["fitted"],
                "fitted_temperature": r.get("fitted_temperature", np.nan), "accuracy": r["before"]["accuracy"],

@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from tempered.model_grid import ModelId  # noqa: E402
 from tempered.ood.metrics import roc_points  # noqa: E402
 from tempered.reporting.figures import apply_style, label_points, legend_beside, log_temperature_axis  # noqa: E402
 
@@ -63,13 +64,15 @@ def _headline(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame.attack == attack].assign(headline=attack)
 
 
-def leakage_vs_temperature(frame: pd.DataFrame, distilled: Mapping[str, float], base: Mapping[str, str]) -> plt.Figure:
+def leakage_vs_temperature(frame: pd.DataFrame, distilled: Mapping[str, ModelId],
+                           base: Mapping[str, int]) -> plt.Figure:
     """AUROC and TPR at 1% FPR of every attack on the deployed students (and teachers) against their training T,
-    the undistilled base model of each size as a horizontal line. distilled: {model: T}; base: {model: size}."""
+    the undistilled base model of each size as a horizontal line. distilled: {model: its ModelId}; base:
+    {model: size}."""
     apply_style()
     rows = frame[(frame.variant == "deployed") & frame.model.isin(list(distilled))].copy()
-    rows["T"] = rows.model.map(distilled)
-    rows["role"] = np.where(rows.inner_model.str.startswith("teacher"), "teacher", "student")
+    rows["T"] = rows.model.map(lambda m: distilled[m].temperature)
+    rows["role"] = rows.model.map(lambda m: distilled[m].role)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric, label in ((axes[0], "auroc", "AUROC"), (axes[1], "tpr_at_0.01_fpr", "TPR at 1% FPR")):
         if not rows.empty:

@@ -226,10 +226,23 @@ def _paired_markdown(paired: pd.DataFrame, frame: pd.DataFrame, order: Sequence[
             "attack on these scores does as well.", "", *markdown_table(header, rows)]
 
 
-def markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None, versus: Mapping[str, Any] | None = None) -> str:
+def shadows_sentence(shadow_recipe: str, shadow_model: str, n_shadows: int) -> str:
+    """Whom the attacker's shadows imitate (membership.shadow_recipe), said once above the tables."""
+    if shadow_recipe == "target":
+        return (f"The attacker of each target has {n_shadows} shadows trained like it (same family, T, distillation "
+                "and PGD training; membership.shadow_recipe: target).")
+    return (f"The attacker of every target has the same {n_shadows} shadows, trained like {shadow_model} "
+            "(membership.shadow_recipe: shadow_model): it knows neither the target's T nor its PGD training, so "
+            "offline LiRA is mis-calibrated against targets whose logits are scaled otherwise.")
+
+
+def markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None, versus: Mapping[str, Any] | None = None,
+             shadows: str | None = None) -> str:
     """Per variant: AUROC [95% interval] and TPR at 1% FPR of every attack, one row per target (seed means); then
-    what temperature scaling changes (paired) and each target against the base model (versus_base)."""
+    what temperature scaling changes (paired) and each target against the base model (versus_base). `shadows`:
+    shadows_sentence, said first."""
     lines = ["# Membership inference", "",
+             *([shadows, ""] if shadows else []),
              "AUROC [95% bootstrap interval for one seed, t-interval across seeds] / TPR at 1% FPR; higher leaks "
              "more. Accuracy on the members (train) and on the non-members (held out: training digits no target "
              "saw); gap: train minus held out; ECE on the non-members, before -> after temperature scaling; "

@@ -35,7 +35,6 @@ from tempered.artifacts import (
 )
 from tempered.attacks.pgd import PGD
 from tempered.calibration.temperature_scaling import NoFiniteOptimum, calibration_metrics, fit_temperature
-from tempered.config import MEMBERSHIP_NAME
 from tempered.data.arrays import read_images, subset
 from tempered.device import resolve_device
 from tempered.models import ClassLogits
@@ -224,8 +223,8 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
 
     config = step_config(config_files, "membership-attack", model=model_name)
     cfg = config["membership"]
-    match = MEMBERSHIP_NAME.match(model_name)
-    if match is None or match["inner"].startswith("shadow"):
+    target = config.model_id(model_name)
+    if not target.is_target:
         raise ArtifactError(f"{model_name!r} is not a membership target (mi<size>_<model>)")
     mcfg = config.model(model_name)
     device = resolve_device(config["compute"]["device"])
@@ -273,8 +272,8 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
                  ", ".join(f"{a} AUROC {m['auroc']:.3f}" for a, m in results[variant].items()))
 
     record = checked_metrics(metrics_path, {  # before the first write: a refused record leaves no output
-        "model": model_name, "inner_model": match["inner"], "seed": meta["provenance"]["seed"],
-        "target": {**_target_summary(members, nonmembers, temperature, mcfg, int(match["size"]),
+        "model": model_name, "inner_model": target.inner, "seed": meta["provenance"]["seed"],
+        "target": {**_target_summary(members, nonmembers, temperature, mcfg, target.size,
                                      config["calibration"]["n_bins"]), **robustness},
         "robustness_attack": {"attack": "pgd", **cfg["adversarial_input"]},
         "attacks": results,
@@ -282,6 +281,7 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
         "best_threshold_accuracy_p_value": _permutation_nulls(columns, len(members.labels), boot),
         "skipped_variants": skipped,
         "n_members": len(members.labels), "n_nonmembers": len(nonmembers.labels), "n_shadows": len(shadows),
+        "shadow_recipe": cfg["shadow_recipe"],
         "provenance": provenance(config.declared(),
                                  seed=meta["provenance"]["seed"], device=device,
                                  data_digests={p.name: sha256_file(p) for p in (checkpoint, roles_path)}),
@@ -302,10 +302,17 @@ def report_step(config_files: Sequence[str], metrics_paths: Sequence[Path], tabl
                 paired_table_path: Path, markdown_path: Path, summary_path: Path,
                 figure_paths: dict[str, Path]) -> None:
     from tempered.artifacts import write_bytes
-    from tempered.config import membership_model_names, robust_membership_model
+    from tempered.model_grid import ModelId, membership_target_ids, robust_membership_model
     from tempered.reporting.figures import save_figure
     from tempered.stages.membership import figures as figs
-    from tempered.stages.membership.report import markdown, membership_frame, paired_frame, read_records, summary
+    from tempered.stages.membership.report import (
+        markdown,
+        membership_frame,
+        paired_frame,
+        read_records,
+        shadows_sentence,
+        summary,
+    )
 
     config = step_config(config_files, "membership-report")
     cfg = config["membership"]
@@ -317,11 +324,11 @@ def report_step(config_files: Sequence[str], metrics_paths: Sequence[Path], tabl
                              not_measured=("targets.*.target.fitted_temperature", "targets.*.target.ece_scaled"))
     write_table(table_path, frame)
     write_table(paired_table_path, paired)
-    write_bytes(markdown_path, markdown(frame, paired, record.get("versus_base")).encode())
+    shadows = shadows_sentence(cfg["shadow_recipe"], cfg["shadow_model"], cfg["n_shadows"])
+    write_bytes(markdown_path, markdown(frame, paired, record.get("versus_base"), shadows).encode())
     write_metrics(summary_path, record)
-    distilled = {f"mi{size}_{name}": config.model(name)["temperature"] for size in cfg["train_sizes"]
-                 for name in membership_model_names(config) if name.startswith(("teacher_", "student_"))}
-    base = {f"mi{size}_{config['distillation']['base_model']}": size for size in cfg["train_sizes"]}
+    distilled = {m.name: m for m in membership_target_ids(config) if m.is_distilled}
+    base = {ModelId(config["distillation"]["base_model"], size=size).name: size for size in cfg["train_sizes"]}
     save_figure(figs.leakage_vs_temperature(frame, distilled, base), figure_paths["vs_temperature"])
     save_figure(figs.before_after_scaling(frame), figure_paths["scaling"])
     save_figure(figs.leakage_vs_generalization(frame), figure_paths["vs_generalization"])

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tempered.config import ConfigError, distilled_names
+from tempered.config import ConfigError
+from tempered.model_grid import distilled_names
 
 
 def ood_model_names(config: Mapping[str, Any]) -> list[str]:

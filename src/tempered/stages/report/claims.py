@@ -16,7 +16,8 @@ from typing import Any
 
 from tempered import paths
 from tempered.artifacts import ArtifactError, read_json
-from tempered.config import ConfigError, all_model_names, read_yaml
+from tempered.config import ConfigError, read_yaml
+from tempered.model_grid import all_model_names
 from tempered.reporting.stats import mean_interval
 
 REPRODUCED = "reproduced"

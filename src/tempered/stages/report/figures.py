@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from tempered import paths
-from tempered.config import distilled_names
+from tempered.model_grid import distilled_names
 from tempered.reporting.figures import apply_style, legend_under, log_temperature_axis, plt
 from tempered.stages.report import reference
 from tempered.stages.report.claims import Metric, MissingKey, Unavailable, measure

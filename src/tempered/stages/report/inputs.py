@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tempered import paths
-from tempered.config import distilled_names
+from tempered.model_grid import distilled_names
 from tempered.stages.ood.scored_models import ood_model_names
 from tempered.stages.report.claims import metric_files
 

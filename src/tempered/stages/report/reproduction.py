@@ -60,8 +60,7 @@ FIXED_DEVIATIONS = (
     "CIFAR-10 greyscale (Hendrycks & Gimpel) are not in the pipeline.",
     "Membership inference: Song et al. 2019 attacked Fashion-MNIST and CIFAR-10 models trained on the whole "
     "training set; ours are MNIST models trained anew on seeded subsets of P1 (membership.train_sizes), compared "
-    "at the largest size. The attacker's shadows are trained like membership.shadow_model, not like each target "
-    "(it knows neither the distillation T nor the PGD training); LiRA is the offline variant.",
+    "at the largest size. LiRA is the offline variant (every shadow is OUT for every candidate).",
 )
 
 

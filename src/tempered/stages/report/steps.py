@@ -96,7 +96,7 @@ def _claims_frame(outcomes) -> pd.DataFrame:
 
 
 def _membership_findings(config: Mapping[str, Any], root: Path) -> str:
-    from tempered.config import distilled_names, robust_membership_model
+    from tempered.model_grid import distilled_names, robust_membership_model
     from tempered.stages.membership.report import findings
 
     cfg = config["membership"]

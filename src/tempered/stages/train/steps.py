@@ -156,13 +156,13 @@ def train_step(config_files: Sequence[str], model_name: str, seed: int, images_p
 
 def reuse_training_step(config_files: Sequence[str], model_name: str, twin_checkpoint: Path, twin_history: Path,
                         checkpoint: Path, history_path: Path) -> None:
-    """A model whose training would repeat another's exactly (config.training_twins: the teacher at T=1 is the
+    """A model whose training would repeat another's exactly (model_grid.training_twins: the teacher at T=1 is the
     base CNN) gets that model's weights and history instead of a second training: the same tensors, its own name
     in the metadata, and `trained_as` naming the model that was trained."""
     config = step_config(config_files, "reuse-training", model=model_name)
     state_dict, meta = read_checkpoint(twin_checkpoint)
     twin = meta.get("model")
-    # Which model is the twin is the DAG's knowledge (tempered.config.training_twins, which reads every model's
+    # Which model is the twin is the DAG's knowledge (tempered.model_grid.training_twins, which reads every model's
     # settings); the step checks what it can see: the checkpoint was trained with exactly this model's settings.
     if twin == model_name:
         raise ArtifactError(f"checkpoint {twin_checkpoint} is {model_name!r}'s own: a model reuses another's training")

@@ -9,7 +9,8 @@ from torch import nn
 
 from tempered.artifacts import read_arrays
 from tempered.attacks.common import AttackResult
-from tempered.config import ConfigError, attacked_models
+from tempered.config import ConfigError
+from tempered.model_grid import attacked_models
 from tempered.stages.attacks.distillation_report import markdown, paper_value, summary_table, tidy_results
 from tempered.stages.attacks.steps import (
     attack_sample_indices,

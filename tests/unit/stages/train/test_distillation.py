@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from tempered.artifacts import ArtifactError, write_arrays
-from tempered.config import ConfigError, all_model_names, model_config, validate_config
+from tempered.config import ConfigError, validate_config
+from tempered.model_grid import all_model_names, model_config
 from tempered.stages.train.steps import _read_soft_labels
 from tempered.step_params import config_slice, step_config_keys
 from tempered.training.inference import soft_labels

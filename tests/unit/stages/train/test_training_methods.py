@@ -8,16 +8,11 @@ import torch
 import yaml
 
 from tempered.artifacts import read_checkpoint
-from tempered.config import (
-    METHOD_SECTIONS,
-    REPO_ROOT,
-    load_config,
-    model_config,
-    validate_config,
-)
+from tempered.config import METHOD_SECTIONS, REPO_ROOT, load_config, validate_config
 from tempered.data.arrays import subset
 from tempered.data.split import make_split
 from tempered.device import seed_everything
+from tempered.model_grid import model_config
 from tempered.models import build_model
 from tempered.stages.train.steps import train_step, training_method
 from tempered.training.madry_pgd import pgd_perturbation
@@ -95,6 +90,8 @@ def test_derived_models_train_by_the_method_of_the_model_they_copy(repo_config):
     assert model_config(config, "student_T20")["method"] == "cross_entropy"
     assert model_config(config, f"mi{size}_cnn_pgd")["method"] == "madry_pgd"
     assert model_config(config, f"mi{size}_confidence")["method"] == "learned_confidence"
+    assert model_config(config, f"mi{size}_confidence_shadow0")["method"] == "learned_confidence"  # like its target
+    config["membership"]["shadow_recipe"] = "shadow_model"
     assert model_config(config, f"mi{size}_shadow0")["method"] == "madry_pgd"
     validate_config(config)
 

@@ -1,4 +1,4 @@
-"""No training done twice: a model whose training would repeat another's (config.training_twins) reuses it."""
+"""No training done twice: a model whose training would repeat another's (model_grid.training_twins) reuses it."""
 
 import copy
 
@@ -9,7 +9,8 @@ import torch
 import yaml
 
 from tempered.artifacts import ArtifactError, read_checkpoint
-from tempered.config import REPO_ROOT, load_config, model_config, training_twins
+from tempered.config import REPO_ROOT, load_config
+from tempered.model_grid import model_config, model_id, training_twins
 from tempered.models.checkpoints import load_model
 from tempered.stages.train.steps import reuse_training_step, train_step
 from tests.unit.tiny_inputs import write_digits_and_split
@@ -18,7 +19,10 @@ from tests.unit.tiny_inputs import write_digits_and_split
 def test_the_teacher_at_t1_is_the_base_cnn_and_each_sizes_membership_copy_too(repo_config):
     twins = training_twins(repo_config)
     sizes = repo_config["membership"]["train_sizes"]
-    assert twins == {"teacher_T1": "cnn", **{f"mi{s}_teacher_T1": f"mi{s}_cnn" for s in sizes}}
+    # Shadows trained like their target (shadow_recipe target): the T=1 teacher's shadows are the CNN's too.
+    shadows = {f"mi{s}_teacher_T1_shadow{k}": f"mi{s}_cnn_shadow{k}" for s in sizes
+               for k in range(repo_config["membership"]["n_shadows"])}
+    assert twins == {"teacher_T1": "cnn", **{f"mi{s}_teacher_T1": f"mi{s}_cnn" for s in sizes}, **shadows}
 
 
 def test_a_setting_that_tells_them_apart_ends_the_twinship(repo_config):
@@ -28,8 +32,10 @@ def test_a_setting_that_tells_them_apart_ends_the_twinship(repo_config):
     config = copy.deepcopy(repo_config)
     config["distillation"]["temperatures"] = [t for t in config["distillation"]["temperatures"] if t != 1]
     assert training_twins(config) == {}
-    # Shadows train like the shadow model but each on its own roles: never twins of each other or of a target.
-    assert not any("shadow" in name for name in training_twins(repo_config))
+    # Shadows of one recipe each train on their own roles: never twins of each other or of a target.
+    config = copy.deepcopy(repo_config)
+    config["membership"]["shadow_recipe"] = "shadow_model"
+    assert not any(model_id(config, name).is_shadow for name in training_twins(config))
 
 
 @pytest.fixture(scope="module")

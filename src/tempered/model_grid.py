@@ -1,0 +1,292 @@
+"""The models a configuration defines, each as its place in the DAG's dimensions (issue 17).
+
+A model is a family (the entry under `models:` whose settings it takes), and, where the DAG adds them, its role
+and temperature on the distillation grid and its membership-inference training-set size and shadow index. Its
+name (the `{model}` wildcard, its result directory) is built from those dimensions here and never read back:
+code that needs a model's T, role, size or shadow looks the name up in `model_grid(config)`.
+
+Names: `cnn` (a family), `teacher_T20` / `student_T0p5` (the grid; '.' -> 'p'), `mi2500_cnn_pgd` /
+`mi2500_student_T20` (a membership target of size 2500 copying that model), and the attacker's shadows of that
+size: `mi2500_student_T20_shadow3` (shadow 3 of the target's own recipe, membership.shadow_recipe: target) or
+`mi2500_shadow3` (shadow 3 of one recipe for every target, membership.shadow_model's: shadow_recipe: shadow_model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import re
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tempered.config import ConfigError
+
+# A temperature's part of a name: digits, with 'p' for the point. The check is on the names this module builds
+# (a wildcard value and a path segment must not hold '-', '+' or 'e'), not a parser: nothing reads a name back.
+_TAG = re.compile(r"^[0-9]+(?:p[0-9]+)?$")
+
+
+def temperature_tag(temperature: float) -> str:
+    return f"{temperature:g}".replace(".", "p")
+
+
+@dataclass(frozen=True)
+class ModelId:
+    """One model's dimensions. `role` and `temperature` are set together (the distillation grid); `size` for a
+    membership target or shadow, `shadow` (its index k) for a shadow only; `shared` for a shadow of the one recipe
+    every target's attacker uses (membership.shadow_model), which its name does not spell out."""
+
+    family: str
+    role: str | None = None
+    temperature: float | None = None
+    size: int | None = None
+    shadow: int | None = None
+    shared: bool = False
+
+    @property
+    def name(self) -> str:
+        if self.size is None:
+            return self.inner
+        return f"mi{self.size}_{self.inner}"
+
+    @property
+    def inner(self) -> str:
+        """The name without the membership size: the model a target copies (`cnn_pgd`, `student_T20`), a shadow
+        of that recipe (`student_T20_shadow3`), or a shared shadow (`shadow3`)."""
+        if self.shared:
+            return f"shadow{self.shadow}"
+        recipe = self.family if self.role is None else f"{self.role}_T{temperature_tag(self.temperature)}"
+        return recipe if self.shadow is None else f"{recipe}_shadow{self.shadow}"
+
+    @property
+    def is_membership(self) -> bool:
+        return self.size is not None
+
+    @property
+    def is_target(self) -> bool:
+        return self.size is not None and self.shadow is None
+
+    @property
+    def is_shadow(self) -> bool:
+        return self.shadow is not None
+
+    @property
+    def is_distilled(self) -> bool:
+        return self.role is not None
+
+    def teacher(self) -> ModelId:
+        """A student's teacher: the same place in the grid (and membership size) with role teacher."""
+        if self.role != "student":
+            raise ValueError(f"{self.name} is not a student")
+        return dataclasses.replace(self, role="teacher")
+
+
+def distilled_ids(config: Mapping[str, Any], role: str, size: int | None = None) -> list[ModelId]:
+    base = config["distillation"]["base_model"]
+    return [ModelId(base, role, float(t), size) for t in config["distillation"]["temperatures"]]
+
+
+def distilled_names(config: Mapping[str, Any], role: str) -> list[str]:
+    return [m.name for m in distilled_ids(config, role)]
+
+
+def attacked_models(config: Mapping[str, Any]) -> list[str]:
+    """Papernot et al. 2016 section V: the undistilled base model and every student, deployed at T=1."""
+    return [config["distillation"]["base_model"], *distilled_names(config, "student")]
+
+
+def _enabled(config: Mapping[str, Any]) -> list[str]:
+    return sorted(name for name, cfg in config["models"].items() if cfg.get("enabled", True))
+
+
+def all_model_names(config: Mapping[str, Any]) -> list[str]:
+    """Every model the DAG trains outside membership: those under 'models', then teachers and students."""
+    return _enabled(config) + distilled_names(config, "teacher") + distilled_names(config, "student")
+
+
+def _membership_inner_ids(config: Mapping[str, Any], size: int) -> list[ModelId]:
+    """The models each target size trains: membership.models, then every teacher and student if `distilled`."""
+    cfg = config["membership"]
+    ids = [ModelId(name, size=size) for name in cfg["models"]]
+    if cfg["distilled"]:
+        ids += distilled_ids(config, "teacher", size) + distilled_ids(config, "student", size)
+    return ids
+
+
+def membership_model_names(config: Mapping[str, Any]) -> list[str]:
+    """The names, without size, of the models each target size trains (`cnn`, `cnn_pgd`, `teacher_T20`, ...)."""
+    return [m.inner for m in _membership_inner_ids(config, 0)]
+
+
+def robust_membership_model(config: Mapping[str, Any]) -> str | None:
+    """The first of membership.models trained with PGD (Song et al. 2019's robust model), if any."""
+    return next((m for m in config["membership"]["models"] if config["models"][m]["method"] == "madry_pgd"), None)
+
+
+def membership_target_ids(config: Mapping[str, Any]) -> list[ModelId]:
+    return [m for size in config["membership"]["train_sizes"] for m in _membership_inner_ids(config, size)]
+
+
+def shadows_of(config: Mapping[str, Any], target: ModelId) -> list[ModelId]:
+    """The shadows whose outputs the attacker of `target` uses: trained like the target (same family, T, role and
+    method; Carlini et al. 2022's likelihood-ratio attack assumes it) or, with membership.shadow_recipe
+    shadow_model, like one model for every target (an attacker who knows neither T nor PGD training)."""
+    cfg = config["membership"]
+    if cfg["shadow_recipe"] == "shadow_model":
+        return [ModelId(cfg["shadow_model"], size=target.size, shadow=k, shared=True) for k in range(cfg["n_shadows"])]
+    return [dataclasses.replace(target, shadow=k) for k in range(cfg["n_shadows"])]
+
+
+def membership_shadow_ids(config: Mapping[str, Any], size: int | None = None) -> list[ModelId]:
+    """Every shadow of the targets (of one size), each once: recipe by recipe, in the targets' order."""
+    targets = [t for t in membership_target_ids(config) if size is None or t.size == size]
+    return list(dict.fromkeys(shadow for target in targets for shadow in shadows_of(config, target)))
+
+
+def membership_targets(config: Mapping[str, Any]) -> list[str]:
+    return [m.name for m in membership_target_ids(config)]
+
+
+def membership_shadows(config: Mapping[str, Any], size: int | None = None) -> list[str]:
+    return [m.name for m in membership_shadow_ids(config, size)]
+
+
+def _grid_ids(config: Mapping[str, Any]) -> list[ModelId]:
+    """Every model the DAG builds beside the families: teachers, students, membership targets and shadows."""
+    return (distilled_ids(config, "teacher") + distilled_ids(config, "student") + membership_target_ids(config)
+            + membership_shadow_ids(config))
+
+
+def _grid_key(config: Mapping[str, Any]) -> tuple:
+    """The settings the grid is built from, hashable: equal keys, equal grids."""
+    d, m = config["distillation"], config["membership"]
+    return (tuple(config["models"]), d["base_model"], tuple(d["temperatures"]), tuple(m["models"]),
+            m["distilled"], tuple(m["train_sizes"]), m["n_shadows"], m["shadow_recipe"], m["shadow_model"])
+
+
+@functools.lru_cache(maxsize=16)
+def _grid_of(key: tuple) -> Mapping[str, ModelId]:
+    families, base, temperatures, models, distilled, sizes, n_shadows, recipe, shadow_model = key
+    config = {"models": dict.fromkeys(families), "distillation": {"base_model": base, "temperatures": temperatures},
+              "membership": {"models": models, "distilled": distilled, "train_sizes": sizes, "n_shadows": n_shadows,
+                             "shadow_recipe": recipe, "shadow_model": shadow_model}}
+    grid = {name: ModelId(name) for name in families}
+    grid.update((m.name, m) for m in _grid_ids(config))
+    return types.MappingProxyType(grid)
+
+
+def model_grid(config: Mapping[str, Any]) -> Mapping[str, ModelId]:
+    """{name: ModelId} of every model the config defines, disabled families included (a membership target may
+    copy one, as mi<size>_cnn_pgd copies cnn_pgd). Built once per grid (a paper-scale DAG asks ~50,000 times)."""
+    return _grid_of(_grid_key(config))
+
+
+def trained_model_names(config: Mapping[str, Any]) -> list[str]:
+    """Every model the DAG has a checkpoint of: the enabled models, teachers and students, and every membership
+    target and shadow (including those that copy a disabled model, as mi<size>_cnn_pgd copies cnn_pgd)."""
+    return all_model_names(config) + membership_targets(config) + membership_shadows(config)
+
+
+def describe_grid(config: Mapping[str, Any]) -> str:
+    """The names this config defines, by the settings that make them (for a message about an unknown name)."""
+    temperatures = ", ".join(temperature_tag(t) for t in config["distillation"]["temperatures"])
+    cfg = config["membership"]
+    return (f"the entries under 'models' ({', '.join(sorted(config['models']))}); teacher_T<T> and student_T<T> "
+            f"for T in distillation.temperatures ({temperatures}); mi<size>_<model> for size in "
+            f"membership.train_sizes ({', '.join(map(str, cfg['train_sizes']))}) and model in membership.models "
+            f"({', '.join(membership_model_names(config))}); their shadows for k below membership.n_shadows "
+            f"({cfg['n_shadows']}): " + ("mi<size>_shadow<k>" if cfg["shadow_recipe"] == "shadow_model" else
+                                         "mi<size>_<model>_shadow<k>"))
+
+
+def model_id(config: Mapping[str, Any], name: str) -> ModelId:
+    grid = model_grid(config)
+    if name not in grid:
+        raise ConfigError(f"unknown model {name!r}: the config defines {describe_grid(config)}")
+    return grid[name]
+
+
+def model_settings(config: Mapping[str, Any], mid: ModelId) -> dict[str, Any]:
+    """A model's settings: its family's, at its grid temperature (a student learns from its teacher), and for a
+    membership model on its own training set (its size's roles) with membership.epochs if set."""
+    settings = dict(config["models"][mid.family])
+    if mid.is_distilled:
+        settings["temperature"] = mid.temperature
+        if mid.role == "student":
+            settings["teacher"] = mid.teacher().name
+    if mid.is_membership:
+        settings["train_set"] = "shadow_in" if mid.is_shadow else "target"
+        settings["limit_train"] = None
+        if config["membership"]["epochs"] is not None:
+            settings["epochs"] = config["membership"]["epochs"]
+    return settings
+
+
+def model_config(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The settings of the model named `name` (model_settings)."""
+    return model_settings(config, model_id(config, name))
+
+
+def model_config_key(config: Mapping[str, Any], name: str) -> str:
+    """The config key a model's settings live under: its family's."""
+    return f"models.{model_id(config, name).family}"
+
+
+def derived_setting_keys(config: Mapping[str, Any], name: str) -> list[str]:
+    """Config keys beyond model_config_key that a model's settings depend on: membership.epochs for a membership
+    model. Which entry the settings are copied from (distillation.base_model, membership.shadow_model) is not one:
+    the slice holds the entry's values, so switching to an entry with other values reruns the job, and switching
+    to one with equal values computes the same model."""
+    return ["membership.epochs"] if model_id(config, name).is_membership else []
+
+
+def training_data(config: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    """The index set a model trains on: the split's (its settings name which part), or a membership target's
+    roles of its size, or a shadow's own roles."""
+    mid = model_id(config, name)
+    if mid.is_shadow:
+        return ("shadow", str(mid.size), str(mid.shadow))
+    if mid.is_target:
+        return ("target", str(mid.size))
+    return ("split",)
+
+
+def training_twins(config: Mapping[str, Any]) -> dict[str, str]:
+    """Models whose training would repeat another's exactly: the same settings on the same data (the seed is
+    the job's, equal for both), e.g. the teacher at T=1, which is the base CNN trained at T=1, and each size's
+    mi<size>_teacher_T1 and mi<size>_cnn. Each maps to the first of its kind in trained_model_names, which is
+    trained once; the twin's checkpoint is a copy of it (rule reuse_training)."""
+    first: dict[str, str] = {}
+    twins: dict[str, str] = {}
+    for model in trained_model_names(config):
+        recipe = json.dumps([model_config(config, model), training_data(config, model)], sort_keys=True)
+        if recipe in first:
+            twins[model] = first[recipe]
+        else:
+            first[recipe] = model
+    return twins
+
+
+def name_problems(config: Mapping[str, Any]) -> list[str]:
+    """Why the names this config's grid would build cannot stand as wildcards and paths, or collide."""
+    by_tag: dict[str, list[Any]] = {}
+    for t in config["distillation"]["temperatures"]:
+        by_tag.setdefault(temperature_tag(t), []).append(t)
+    problems = [f"distillation.temperatures: {t!r} would name models teacher_T{tag}, which a model name cannot "
+                f"hold (names take digits and 'p' for the point, e.g. T0p5; at most 6 significant digits, "
+                f"from 1e-4 to below 1e6)"
+                for tag, values in by_tag.items() for t in values if not _TAG.match(tag)]
+    problems += [f"distillation.temperatures: {', '.join(map(repr, values))} all name the models teacher_T{tag} "
+                 f"and student_T{tag} (names keep 6 significant digits); keep one"
+                 for tag, values in by_tag.items() if len(values) > 1]
+    cfg = config["membership"]
+    problems += [f"membership.models: {name!r} would train as mi<size>_{name}, the name of a shadow model"
+                 for name in cfg["models"] if name in {m.inner for m in membership_shadow_ids(config)}]
+    grid = {m.name for m in _grid_ids(config)}
+    problems += [f"models.{name}: the DAG names one of its own models {name!r} (the distillation grid or a "
+                 f"membership target or shadow); rename this entry"
+                 for name in config["models"] if name in grid]
+    return problems

@@ -60,15 +60,16 @@ def dvc_plan(repo: Path) -> set[str]:
 def test_a_new_temperature_adds_only_its_own_jobs(snakemake_run, dvc_run, tmp_path):
     grow = {"distillation": {"temperatures": [100, 2]}}
     planned = snakemake_plan(edited_copy(snakemake_run, tmp_path / "sm", grow))
-    # T2's own jobs include its membership targets mi<size>_teacher_T2 / mi<size>_student_T2 and their attacks.
-    own = {j for j in planned if re.search(r"model=(mi\d+_)?(teacher|student)_T2\b", j)}
+    # T2's own jobs include its membership targets mi<size>_teacher_T2 / mi<size>_student_T2, their attacks and
+    # their shadows mi<size>_teacher_T2_shadow<k> (trained like them: membership.shadow_recipe target).
+    own = {j for j in planned if re.search(r"model=(mi\d+_)?(teacher|student)_T2(_shadow\d+)?\b", j)}
     assert {j.split("[")[0] for j in own} >= {"train_model", "soft_labels", "train_student", "evaluate_model",
                                               "attack_model", "calibrate_model", "detect_ood", "membership_attack"}
     assert planned - own == GATHERING, sorted(planned - own)
 
     stages = dvc_plan(edited_copy(dvc_run, tmp_path / "dvc", grow))
     # DVC names a job <stage>@<wildcards joined by '-'>: the model follows '@' or another wildcard (the attack).
-    dvc_own = {s for s in stages if re.search(r"[@-](mi\d+_)?(teacher|student)_T2(-|$)", s)}
+    dvc_own = {s for s in stages if re.search(r"[@-](mi\d+_)?(teacher|student)_T2(_shadow\d+)?(-|$)", s)}
     # Every Snakemake job is one DVC stage, so the counts must match.
     assert len(dvc_own) == len(own), (sorted(dvc_own), sorted(own))
     assert stages - dvc_own == GATHERING, sorted(stages - dvc_own)

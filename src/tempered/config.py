@@ -171,11 +171,18 @@ def _method_problems(name: str, mcfg: Mapping[str, Any]) -> list[str]:
     optimizer = mcfg["optimizer"]["name"]
     if (method == "convex_lbfgs") != (optimizer == "lbfgs"):
         problems.append(f"models.{name}.optimizer.name: method {method} needs optimizer "
-                        f"{'lbfgs (full-batch L-BFGS)' if method == 'convex_lbfgs' else 'sgd (minibatch SGD)'}, "
+                        f"{'lbfgs (full-batch L-BFGS)' if method == 'convex_lbfgs' else 'sgd or adam (minibatch)'}, "
                         f"got {optimizer}")
     if method == "convex_lbfgs" and mcfg["temperature"] != 1.0:
         problems.append(f"models.{name}.temperature: method convex_lbfgs trains on the cross-entropy at T=1, got "
                         f"{mcfg['temperature']:g}")
+    if mcfg["architecture"] == "song_cnn" and mcfg["dropout"] != 0:
+        problems.append(f"models.{name}.dropout: song_cnn has no dropout (Song et al. 2019's model), got "
+                        f"{mcfg['dropout']:g}")
+    if mcfg.get("dataset", "mnist") != "mnist" and mcfg.get("enabled", True):
+        problems.append(f"models.{name}.dataset: {mcfg['dataset']} models train only as membership-inference "
+                        "targets (the other stages evaluate on MNIST); set enabled: false and list it under "
+                        "membership.models")
     for owner, architecture in METHOD_ARCHITECTURES.items():
         if (method == owner) != (mcfg["architecture"] == architecture):
             problems.append(f"models.{name}.method: architecture {architecture} trains by method {owner} only, and "
@@ -202,6 +209,8 @@ def _check_membership(config: Mapping[str, Any], source: str) -> None:
                 for name in cfg["models"] if name not in config["models"]]
     if cfg["shadow_model"] not in config["models"]:
         problems.append(f"membership.shadow_model: {cfg['shadow_model']!r} is not a model defined under 'models'")
+    problems += [f"membership.song2019_models.{kind}: {name!r} is not a model defined under 'models'"
+                 for kind, name in cfg["song2019_models"].items() if name not in config["models"]]
     largest = MNIST_TRAIN_SIZE // 2 - cfg["n_eval"]
     problems += [f"membership.train_sizes: {size} leaves fewer than membership.n_eval ({cfg['n_eval']}) held-out "
                  f"digits beside a target (of P1) or a shadow (of P2) of that size (at most {largest})"

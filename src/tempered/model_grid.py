@@ -122,20 +122,30 @@ def membership_model_names(config: Mapping[str, Any]) -> list[str]:
 
 
 def robust_membership_model(config: Mapping[str, Any]) -> str | None:
-    """The first of membership.models trained with PGD (Song et al. 2019's robust model), if any."""
-    return next((m for m in config["membership"]["models"] if config["models"][m]["method"] == "madry_pgd"), None)
+    """The first of membership.models trained with PGD on the distillation base model's dataset (the robust model
+    compared with the base on the same candidates), if any."""
+    dataset = family_dataset(config, config["distillation"]["base_model"])
+    return next((m for m in config["membership"]["models"] if config["models"][m]["method"] == "madry_pgd"
+                 and family_dataset(config, m) == dataset), None)
 
 
 def membership_target_ids(config: Mapping[str, Any]) -> list[ModelId]:
     return [m for size in config["membership"]["train_sizes"] for m in _membership_inner_ids(config, size)]
 
 
+def family_dataset(config: Mapping[str, Any], family: str) -> str:
+    """The dataset a family's models train and are evaluated on (models.<family>.dataset; mnist if unset)."""
+    return config["models"][family].get("dataset", "mnist")
+
+
 def shadows_of(config: Mapping[str, Any], target: ModelId) -> list[ModelId]:
     """The shadows whose outputs the attacker of `target` uses: trained like the target (same family, T, role and
     method; Carlini et al. 2022's likelihood-ratio attack assumes it) or, with membership.shadow_recipe
-    shadow_model, like one model for every target (an attacker who knows neither T nor PGD training)."""
+    shadow_model, like one model for every target (an attacker who knows neither T nor PGD training). A shared
+    shadow learns shadow_model's dataset, so a target on another dataset (Fashion-MNIST) keeps shadows like it."""
     cfg = config["membership"]
-    if cfg["shadow_recipe"] == "shadow_model":
+    shared = family_dataset(config, cfg["shadow_model"]) == family_dataset(config, target.family)
+    if cfg["shadow_recipe"] == "shadow_model" and shared:
         return [ModelId(cfg["shadow_model"], size=target.size, shadow=k, shared=True) for k in range(cfg["n_shadows"])]
     return [dataclasses.replace(target, shadow=k) for k in range(cfg["n_shadows"])]
 
@@ -163,17 +173,19 @@ def _grid_ids(config: Mapping[str, Any]) -> list[ModelId]:
 def _grid_key(config: Mapping[str, Any]) -> tuple:
     """The settings the grid is built from, hashable: equal keys, equal grids."""
     d, m = config["distillation"], config["membership"]
-    return (tuple(config["models"]), d["base_model"], tuple(d["temperatures"]), tuple(m["models"]),
+    families = tuple((name, family_dataset(config, name)) for name in config["models"])
+    return (families, d["base_model"], tuple(d["temperatures"]), tuple(m["models"]),
             m["distilled"], tuple(m["train_sizes"]), m["n_shadows"], m["shadow_recipe"], m["shadow_model"])
 
 
 @functools.lru_cache(maxsize=16)
 def _grid_of(key: tuple) -> Mapping[str, ModelId]:
     families, base, temperatures, models, distilled, sizes, n_shadows, recipe, shadow_model = key
-    config = {"models": dict.fromkeys(families), "distillation": {"base_model": base, "temperatures": temperatures},
+    config = {"models": {name: {"dataset": dataset} for name, dataset in families},
+              "distillation": {"base_model": base, "temperatures": temperatures},
               "membership": {"models": models, "distilled": distilled, "train_sizes": sizes, "n_shadows": n_shadows,
                              "shadow_recipe": recipe, "shadow_model": shadow_model}}
-    grid = {name: ModelId(name) for name in families}
+    grid = {name: ModelId(name) for name, _ in families}
     grid.update((m.name, m) for m in _grid_ids(config))
     return types.MappingProxyType(grid)
 
@@ -223,6 +235,11 @@ def model_settings(config: Mapping[str, Any], mid: ModelId) -> dict[str, Any]:
         if config["membership"]["epochs"] is not None:
             settings["epochs"] = config["membership"]["epochs"]
     return settings
+
+
+def model_dataset(config: Mapping[str, Any], name: str) -> str:
+    """The dataset the model named `name` trains on and is attacked on (its family's)."""
+    return family_dataset(config, model_id(config, name).family)
 
 
 def model_config(config: Mapping[str, Any], name: str) -> dict[str, Any]:

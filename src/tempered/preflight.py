@@ -5,6 +5,7 @@ lower bound: every other job adds to it."""
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
@@ -23,6 +24,9 @@ from tempered.reporting.durations import ESTIMATED, duration
 # (idle machine). The lower end, so that the bound stays a bound.
 CPU_CNN_SAMPLES_PER_S = 2300.0
 CNN_ARCHITECTURES = frozenset({"papernot_cnn", "confidence_cnn"})
+# Convolutional models of other sizes, counted at the Papernot CNN's rate times their multiply-accumulates per
+# sample relative to it (Song et al. 2019's CNN at width 16 is ~140 Papernot CNNs; the MLPs stay uncounted).
+SCALED_ARCHITECTURES = frozenset({"song_cnn"})
 TRAINING_RULES = ("train_model", "train_student")
 # Cost tables of whole runs on this project's 2-core machine (tempered costs --out docs/costs), one per preset.
 REFERENCE_COSTS = Path("docs/costs")
@@ -106,13 +110,54 @@ def training_set_size(config: Mapping[str, Any], model: str) -> int:
     return min(size, limit) if limit else size
 
 
+@functools.lru_cache(maxsize=32)
+def forward_macs(architecture: str, args: tuple[tuple[str, Any], ...] = ()) -> int:
+    """Multiply-accumulates of one 28x28 sample through the model's convolutions and linear layers (hooks on a
+    forward pass of the built model: its own layer sizes, never a second description of them)."""
+    import torch
+    from torch import nn
+
+    from tempered.models import build_model
+
+    model = build_model({"architecture": architecture, "dropout": 0.0, "architecture_args": dict(args)}).eval()
+    total = 0
+
+    def count(module, _inputs, output) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += output[0].numel() * module.in_channels // module.groups * kh * kw
+        elif isinstance(module, nn.Linear):
+            total += module.in_features * module.out_features
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    with torch.no_grad():
+        model(torch.zeros(1, 1, 28, 28))
+    for hook in hooks:
+        hook.remove()
+    return total
+
+
+def cnn_cost_factor(settings: Mapping[str, Any]) -> float:
+    """A model's training cost per sample in Papernot-CNN passes: 1 for the Papernot CNNs, their MAC ratio for
+    SCALED_ARCHITECTURES, 0 (not counted) for the MLPs."""
+    if settings["architecture"] in CNN_ARCHITECTURES:
+        return 1.0
+    if settings["architecture"] in SCALED_ARCHITECTURES:
+        args = tuple(sorted(settings.get("architecture_args", {}).items()))
+        return forward_macs(settings["architecture"], args) / forward_macs("papernot_cnn")
+    return 0.0
+
+
 def cnn_sample_epochs(config: Mapping[str, Any], model: str) -> float:
-    """Samples the model's training passes through a CNN (PGD training: one pass per attack step as well)."""
+    """Samples the model's training passes through a Papernot CNN (PGD training: one pass per attack step as well;
+    a larger CNN: as many Papernot CNN passes as its multiply-accumulates make, cnn_cost_factor)."""
     settings = model_config(config, model)
-    if settings["architecture"] not in CNN_ARCHITECTURES:
+    factor = cnn_cost_factor(settings)
+    if not factor:
         return 0.0
     passes = 1 + settings["pgd_training"]["steps"] if settings["method"] == "madry_pgd" else 1
-    return float(settings["epochs"] * training_set_size(config, model) * passes)
+    return float(settings["epochs"] * training_set_size(config, model) * passes * factor)
 
 
 def trained_models(config: Mapping[str, Any]) -> list[str]:

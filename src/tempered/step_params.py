@@ -14,10 +14,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from tempered.config import load_config
-from tempered.model_grid import ModelId, derived_setting_keys, model_config, model_config_key, model_id
+from tempered.model_grid import (
+    ModelId,
+    derived_setting_keys,
+    model_config,
+    model_config_key,
+    model_dataset,
+    model_id,
+)
 
 # {model_key} is where the model's settings live: models.<model>, or the base model's for teacher_T<T> and
 # student_T<T> (whose temperature is in the name, so the grid adds or removes jobs, never reruns others).
+# {model_dataset}: the dataset the model trains on (models.<family>.dataset); {dataset}: the fetch job's.
 STEP_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "fetch": ("data.{dataset}",),
     "split": ("split",),
@@ -43,10 +51,10 @@ STEP_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "szegedy-report": ("szegedy.cross_model", "szegedy.cross_training_set", "szegedy.adversarial_training",
                        "szegedy.paper_labels", "szegedy.attack.sample_set", "szegedy.gaussian.clip"),
     "membership-roles": ("membership.n_eval", "membership.seed"),
-    "membership-shadow": ("membership.adversarial_input", "evaluation.batch_size", "calibration.init_temperature",
-                          "calibration.max_iter"),
-    "membership-attack": ("membership.adversarial_input", "membership.bootstrap", "membership.shadow_recipe",
-                          "evaluation.batch_size", "calibration"),
+    "membership-shadow": ("membership.adversarial_input.{model_dataset}", "evaluation.batch_size",
+                          "calibration.init_temperature", "calibration.max_iter"),
+    "membership-attack": ("membership.adversarial_input.{model_dataset}", "membership.bootstrap",
+                          "membership.shadow_recipe", "evaluation.batch_size", "calibration"),
     "membership-report": ("membership", "distillation", "models"),
     "summarize": (),
     "plot-training": (),
@@ -61,6 +69,7 @@ def step_config_keys(step: str, config: Mapping[str, Any], **args: Any) -> list[
         raise KeyError(f"step {step!r} declares no config keys; known steps: {sorted(STEP_CONFIG_KEYS)}")
     if "model" in args:
         args["model_key"] = model_config_key(config, args["model"])
+        args["model_dataset"] = model_dataset(config, args["model"])
     keys = [key.format(**args) for key in STEP_CONFIG_KEYS[step]]
     if "model" in args:
         keys += derived_setting_keys(config, args["model"])

@@ -118,7 +118,13 @@ def test_membership_models_copy_their_model_on_their_own_training_set(repo_confi
     t = temperature_tag(cfg["distillation"]["temperatures"][-1])
     targets = membership_targets(cfg)
     assert {"mi1000_cnn", "mi5000_cnn_pgd", f"mi1000_teacher_T{t}", f"mi5000_student_T{t}"} <= set(targets)
-    assert membership_shadows(cfg) == ["mi1000_shadow0", "mi1000_shadow1", "mi5000_shadow0", "mi5000_shadow1"]
+    # One shared recipe for the MNIST targets; Song et al.'s Fashion-MNIST CNNs keep shadows trained like them (a
+    # shadow of shadow_model learns MNIST).
+    fashion = [f"mi{size}_{m}_shadow{k}" for size in (1000, 5000) for m in ("song_fmnist", "song_fmnist_pgd")
+               for k in (0, 1)]
+    assert sorted(membership_shadows(cfg)) == sorted(["mi1000_shadow0", "mi1000_shadow1", "mi5000_shadow0",
+                                                      "mi5000_shadow1", *fashion])
+    assert model_config(cfg, "mi1000_song_fmnist_pgd_shadow1")["dataset"] == "fashion_mnist"
     cnn = model_config(cfg, "mi1000_cnn")
     assert cnn == {**cfg["models"]["cnn"], "train_set": "target", "limit_train": None, "epochs": 7}
     assert model_config(cfg, "mi1000_cnn_pgd")["pgd_training"] == cfg["models"]["cnn_pgd"]["pgd_training"]

@@ -20,6 +20,7 @@ from tempered.preflight import (
     CPU_CNN_SAMPLES_PER_S,
     cnn_sample_epochs,
     estimate,
+    forward_macs,
     parse_job_table,
     planned_jobs,
     summary,
@@ -114,6 +115,25 @@ def test_every_job_of_the_pipeline_records_its_cost_under_its_preset():
     assert len(records) == len(jobs) - 1  # every job but `all`
     assert len(set(records)) == len(records)
     assert all(r.startswith(f"{paths.COST_RECORDS}/smoke/") for r in records)
+
+
+def test_a_larger_cnn_counts_as_many_papernot_passes_as_its_multiply_accumulates():
+    """MACs by hand: Papernot CNN 26*26*32*9 + 24*24*32*32*9 + 10*10*64*32*9 + 8*8*64*64*9 + 1024*200 + 200*200
+    + 200*10; Song et al.'s CNN at width 1: 28*28*16*9 + 28*28*16*16*9 + 14*14*16*16*9 + 14*14*32*16*9
+    + 14*14*32*32*9 + 7*7*32*32*9 + 1568*200 + 200*10."""
+    papernot = (26 * 26 * 32 * 9 + 24 * 24 * 32 * 32 * 9 + 10 * 10 * 64 * 32 * 9 + 8 * 8 * 64 * 64 * 9
+                + 1024 * 200 + 200 * 200 + 200 * 10)
+    song = (28 * 28 * 16 * 9 + 28 * 28 * 16 * 16 * 9 + 14 * 14 * 16 * 16 * 9 + 14 * 14 * 32 * 16 * 9
+            + 14 * 14 * 32 * 32 * 9 + 7 * 7 * 32 * 32 * 9 + 1568 * 200 + 200 * 10)
+    assert forward_macs("papernot_cnn") == papernot
+    assert forward_macs("song_cnn", (("width", 1),)) == song
+    config = load_config(["config.yaml"])
+    size = config["membership"]["train_sizes"][0]
+    settings = config["models"]["song_fmnist_pgd"]
+    factor = forward_macs("song_cnn", tuple(sorted(settings["architecture_args"].items()))) / papernot
+    assert factor > 100  # width 16: ~140 Papernot CNNs
+    expected = settings["epochs"] * size * (1 + settings["pgd_training"]["steps"]) * factor
+    assert cnn_sample_epochs(config, f"mi{size}_song_fmnist_pgd") == pytest.approx(expected)
 
 
 def test_planned_jobs_of_a_fresh_tree_are_the_whole_dag():

@@ -7,9 +7,11 @@ import pytest
 from tempered.config import ConfigError, validate_config
 from tempered.model_grid import (
     ModelId,
+    family_dataset,
     membership_shadows,
     membership_target_ids,
     model_config,
+    model_dataset,
     model_grid,
     model_id,
     shadows_of,
@@ -67,10 +69,25 @@ def test_shadows_trained_like_their_target(grid_config):
 
 def test_one_shared_recipe_gives_every_target_the_same_shadows(grid_config):
     grid_config["membership"]["shadow_recipe"] = "shadow_model"
-    for target in membership_target_ids(grid_config):
+    mnist = [t for t in membership_target_ids(grid_config) if family_dataset(grid_config, t.family) == "mnist"]
+    assert len(mnist) > 1
+    for target in mnist:
         assert [s.name for s in shadows_of(grid_config, target)] == [f"mi{target.size}_shadow0",
                                                                       f"mi{target.size}_shadow1"]
-    assert membership_shadows(grid_config) == ["mi1000_shadow0", "mi1000_shadow1", "mi5000_shadow0", "mi5000_shadow1"]
+    assert [s for s in membership_shadows(grid_config) if "song" not in s] == [
+        "mi1000_shadow0", "mi1000_shadow1", "mi5000_shadow0", "mi5000_shadow1"]
+
+
+def test_a_target_on_another_dataset_keeps_shadows_like_it_under_the_shared_recipe(grid_config):
+    """shadow_model's shadows learn MNIST: an attacker of a Fashion-MNIST target trains shadows like it instead."""
+    grid_config["membership"]["shadow_recipe"] = "shadow_model"
+    grid_config["membership"]["models"] = ["cnn", "song_fmnist_pgd"]
+    target = model_id(grid_config, "mi1000_song_fmnist_pgd")
+    shadows = shadows_of(grid_config, target)
+    assert [s.name for s in shadows] == ["mi1000_song_fmnist_pgd_shadow0", "mi1000_song_fmnist_pgd_shadow1"]
+    assert {model_dataset(grid_config, s.name) for s in shadows} == {"fashion_mnist"}
+    assert model_config(grid_config, shadows[0].name)["pgd_training"]["eps"] == 0.1
+    assert model_dataset(grid_config, "mi1000_shadow0") == "mnist"  # the MNIST targets' shared shadows
 
 
 def test_a_student_learns_from_the_teacher_at_its_own_place_in_the_grid(grid_config):

@@ -13,7 +13,8 @@ from tempered.step_params import STEP_CONFIG_KEYS, StepConfig, UndeclaredConfigR
 
 # The wildcards each step's keys are formatted with (as the rules pass them).
 STEP_ARGS = {"fetch": {"dataset": "mnist"}, "attack": {"attack": "cw_l2"}}
-MODEL_STEPS = {step for step, keys in STEP_CONFIG_KEYS.items() if any("{model_key}" in k for k in keys)}
+MODEL_STEPS = {step for step, keys in STEP_CONFIG_KEYS.items()
+               if any("{model_key}" in k or "{model_dataset}" in k for k in keys)}
 
 
 def args_for(step: str, model: str = "student_T20") -> dict:

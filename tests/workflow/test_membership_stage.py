@@ -10,7 +10,7 @@ import yaml
 
 from tempered.artifacts import ArtifactError, read_arrays, read_checkpoint, read_json, write_arrays
 from tempered.config import load_config
-from tempered.model_grid import membership_shadow_ids, membership_targets, model_id, shadows_of
+from tempered.model_grid import membership_shadow_ids, membership_targets, model_dataset, model_id, shadows_of
 from tempered.ood.metrics import auroc
 from tests.pipeline import SMOKE
 
@@ -65,6 +65,23 @@ def test_each_targets_shadows_were_trained_like_it(snakemake_run, smoke_config):
     assert {("madry_pgd", 1.0), ("cross_entropy", 100.0)} <= recipes
 
 
+def test_song_et_al_targets_learned_fashion_mnist(snakemake_run, smoke_config):
+    """Song et al. 2019's CNNs and their shadows trained on Fashion-MNIST's images (their checkpoints' data digests),
+    with Adam; the MNIST targets on MNIST's."""
+    root = snakemake_run / "results"
+    digests = {name: read_json(root / f"data/{name}.manifest.json")["arrays_sha256"]
+               for name in ("mnist", "fashion_mnist")}
+    trained = set()
+    for name in membership_targets(smoke_config):
+        target = model_id(smoke_config, name)
+        for model in (target, *shadows_of(smoke_config, target)):
+            _, meta = read_checkpoint(root / f"models/{model.name}/seed0/model.pt")
+            dataset = model_dataset(smoke_config, model.name)
+            assert meta["provenance"]["data_digests"][f"{dataset}.npz"] == digests[dataset], model.name
+            trained.add((dataset, meta["model_config"]["optimizer"]["name"]))
+    assert trained == {("mnist", "sgd"), ("fashion_mnist", "adam")}
+
+
 def test_every_number_is_recomputed_from_the_saved_scores(snakemake_run, smoke_config):
     root = snakemake_run / "results"
     scaled = 0
@@ -88,7 +105,10 @@ def test_every_number_is_recomputed_from_the_saved_scores(snakemake_run, smoke_c
         assert target["pgd_test_accuracy"] == pytest.approx(on_pgd[~member].mean())
         assert target["robust_generalization_gap"] == pytest.approx(
             target["pgd_train_accuracy"] - target["pgd_test_accuracy"])
-        assert record["robustness_attack"] == {"attack": "pgd", **smoke_config["membership"]["adversarial_input"]}
+        dataset = record["target"]["dataset"]
+        assert dataset == model_dataset(smoke_config, model)
+        assert record["robustness_attack"] == {"attack": "pgd",
+                                               **smoke_config["membership"]["adversarial_input"][dataset]}
         p_values = record["best_threshold_accuracy_p_value"]
         assert set(p_values) == ATTACKS and all(0 < p <= 1 for v in p_values.values() for p in v.values())
         skipped = record.get("skipped_variants", {}).get("temperature_scaled")
@@ -123,13 +143,15 @@ def test_the_summary_and_the_report_answer_the_question(snakemake_run, smoke_con
     assert set(summary["targets"]) == set(membership_targets(smoke_config))
     assert summary["temperature_scaling"]["correctness"]["max_abs_auroc_change"] == 0.0
     largest = max(smoke_config["membership"]["train_sizes"])
-    assert summary["song2019"]["natural"]["model"] == f"mi{largest}_cnn"
-    assert summary["song2019"]["robust"]["model"] == f"mi{largest}_cnn_pgd"
+    song = smoke_config["membership"]["song2019_models"]
+    assert summary["song2019"]["natural"]["model"] == f"mi{largest}_{song['natural']}"
+    assert summary["song2019"]["robust"]["model"] == f"mi{largest}_{song['robust']}"
     report = (root / "REPORT.md").read_text()
     section = report.split("## Song et al. 2019")[1].split("\n## ")[0]
     assert "correctness attack cannot move" in section and "LiRA AUROC" in section
     assert "MI accuracy against a naturally trained model (ours" in section
-    assert "cnn_pgd's PGD accuracy" in section and "on its members" in section
+    assert f"{song['robust']}'s PGD accuracy" in section and "on its members" in section
+    assert "Song et al. 2019's setting (Fashion-MNIST CNNs)" in section
     table = (root / "tables/membership.md").read_text()
     assert "PGD acc. train / held out (gap)" in table and "What temperature scaling changes (paired" in table
     paired = pd.read_csv(root / "tables/membership_paired.csv")

@@ -15,6 +15,7 @@ from tempered.model_grid import (
     distilled_names,
     membership_shadows,
     membership_targets,
+    model_dataset,
     model_grid,
     shadows_of,
     trained_model_names,
@@ -118,6 +119,11 @@ def membership_size(model):
 def shadow_names(target):
     """The shadows a membership target's attacker uses (membership.shadow_recipe)."""
     return [shadow.name for shadow in shadows_of(config, GRID[target])]
+
+
+def model_images(wildcards):
+    """The arrays a model trains and is attacked on: its family's dataset (models.<name>.dataset)."""
+    return paths.DATASET_ARRAYS.format(dataset=model_dataset(config, wildcards.model))
 
 
 def training_sets(wildcards):

@@ -48,7 +48,7 @@ rule membership_shadow:
     input:
         code=code("membership-shadow"),
         checkpoint=paths.CHECKPOINT,
-        images=paths.DATASET_ARRAYS.format(dataset="mnist"),
+        images=model_images,
         roles=training_sets,
         target_roles=lambda wc: paths.TARGET_ROLES.format(size=membership_size(wc.model)),
     output:
@@ -79,7 +79,7 @@ rule membership_attack:
     input:
         code=code("membership-attack"),
         checkpoint=paths.CHECKPOINT,
-        images=paths.DATASET_ARRAYS.format(dataset="mnist"),
+        images=model_images,
         roles=training_sets,
         shadows=lambda wc: expand(paths.SHADOW_OUTPUTS, model=shadow_names(wc.model), seed=wc.seed),
     output:

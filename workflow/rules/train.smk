@@ -7,7 +7,7 @@
 rule train_model:
     input:
         code=code("train"),
-        images=paths.DATASET_ARRAYS.format(dataset="mnist"),
+        images=model_images,
         split=training_sets,
     output:
         checkpoint=paths.CHECKPOINT,
@@ -64,7 +64,7 @@ rule soft_labels:
     input:
         code=code("soft-labels"),
         checkpoint=paths.CHECKPOINT,
-        images=paths.DATASET_ARRAYS.format(dataset="mnist"),
+        images=model_images,
         split=training_sets,
     output:
         soft_labels=paths.SOFT_LABELS,
@@ -91,7 +91,7 @@ rule soft_labels:
 rule train_student:
     input:
         code=code("train"),
-        images=paths.DATASET_ARRAYS.format(dataset="mnist"),
+        images=model_images,
         split=training_sets,
         soft_labels=lambda wc: paths.SOFT_LABELS.format(model=GRID[wc.model].teacher().name, seed=wc.seed),
     output:

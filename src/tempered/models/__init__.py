@@ -9,16 +9,19 @@ from torch import nn
 
 from tempered.models.confidence_cnn import ConfidenceCNN
 from tempered.models.papernot_cnn import PapernotCNN
+from tempered.models.song_cnn import SongCNN
 from tempered.models.szegedy import SZEGEDY_ARCHITECTURES
 
-ARCHITECTURES = {"papernot_cnn": PapernotCNN, "confidence_cnn": ConfidenceCNN, **SZEGEDY_ARCHITECTURES}
+ARCHITECTURES = {"papernot_cnn": PapernotCNN, "confidence_cnn": ConfidenceCNN, "song_cnn": SongCNN,
+                 **SZEGEDY_ARCHITECTURES}
 
 
 def build_model(model_cfg: Mapping[str, Any]) -> nn.Module:
     name = model_cfg["architecture"]
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}")
-    # architecture_args: constructor arguments beyond dropout (FC10's weight-decay lambda, Szegedy et al. 2014).
+    # architecture_args: constructor arguments beyond dropout (FC10's weight-decay lambda, Szegedy et al. 2014; the
+    # width and weight decay of Song et al. 2019's CNN).
     return ARCHITECTURES[name](dropout=model_cfg["dropout"], **model_cfg.get("architecture_args", {}))
 
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from tempered.models.szegedy import SparseAutoencoder
 from tempered.training.learned_confidence import BUDGET, LAMBDA_INIT
-from tempered.training.loop import make_optimizer, train, trainable
+from tempered.training.loop import epoch_learning_rates, make_optimizer, train, trainable
 from tempered.training.objectives import CrossEntropyAtT, LearnedConfidence, Perturbation, SparseAutoencoderObjective
 from tempered.training.szegedy_pools import PooledCrossEntropy, SzegedyPools
 
@@ -43,7 +43,7 @@ def train_classifier(
     perturb: Perturbation | None = None,
     lr_key: str = "the learning rate",
 ) -> list[dict[str, float]]:
-    """Minibatch SGD on softmax(z/T) (CrossEntropyAtT: hard labels, a teacher's soft_targets, Madry PGD batches
+    """Minibatch SGD or Adam on softmax(z/T) (CrossEntropyAtT: hard labels, a teacher's soft_targets, Madry PGD batches
     through `perturb`); one row of metrics per epoch (no wall-clock values in it)."""
     _place(model, device, channels_last)
     optimizer = make_optimizer(trainable(model), optimizer_cfg)
@@ -51,7 +51,7 @@ def train_classifier(
                                 soft_targets=soft_targets, perturb=perturb)
     return train(model, objective, optimizer, n=len(x), epochs=epochs, batch_size=batch_size, generator=generator,
                  device=device, channels_last=channels_last, monitor=monitor, monitor_name=monitor_name,
-                 lr_key=lr_key)
+                 lr_key=lr_key, learning_rates=epoch_learning_rates(optimizer_cfg, epochs))
 
 
 def train_confidence_classifier(
@@ -80,7 +80,7 @@ def train_confidence_classifier(
                                   generator=generator, device=device, channels_last=channels_last)
     return train(model, objective, optimizer, n=len(x), epochs=epochs, batch_size=batch_size, generator=generator,
                  device=device, channels_last=channels_last, monitor=monitor, monitor_name=monitor_name,
-                 lr_key=lr_key)
+                 lr_key=lr_key, learning_rates=epoch_learning_rates(optimizer_cfg, epochs))
 
 
 def train_with_adversarial_pool(
@@ -122,7 +122,7 @@ def train_with_adversarial_pool(
     objective = PooledCrossEntropy(model, x_dev, y_dev, pools)
     return train(model, objective, optimizer, n=len(x), epochs=epochs, batch_size=batch_size, generator=generator,
                  device=device, monitor=monitor, monitor_name=monitor_name, phase="adversarial training",
-                 lr_key=lr_key)
+                 lr_key=lr_key, learning_rates=epoch_learning_rates(optimizer_cfg, epochs))
 
 
 def pretrain_autoencoder(

@@ -178,11 +178,12 @@ OOD = (
 )
 
 MEMBERSHIP = (
-    "| target | size | T (training) | train acc. | held-out acc. | gap | fitted T | ECE -> scaled | "
+    "| target | dataset | size | T (training) | train acc. | held-out acc. | gap | fitted T | ECE -> scaled | "
     "PGD acc. train / held out (gap) |\n"
-    "|---|---|---|---|---|---|---|---|---|\n"
-    "| mi1000_cnn | 1000 | 1 | 1.0000 | 0.9500 | +0.0500 | 1.5 | 0.0200 -> 0.0100 | 0.4000 / 0.3125 (+0.0875) |\n"
-    "| mi1000_cnn_T20 | 1000 | 20 | 1.0000 | 0.9500 | +0.0500 | not fitted: no finite optimum | "
+    "|---|---|---|---|---|---|---|---|---|---|\n"
+    "| mi1000_cnn | mnist | 1000 | 1 | 1.0000 | 0.9500 | +0.0500 | 1.5 | 0.0200 -> 0.0100 | "
+    "0.4000 / 0.3125 (+0.0875) |\n"
+    "| mi1000_cnn_T20 | mnist | 1000 | 20 | 1.0000 | 0.9500 | +0.0500 | not fitted: no finite optimum | "
     "0.0200 -> - | not measured |\n"
     "\n"
     "## deployed\n"
@@ -279,6 +280,50 @@ def test_each_target_against_the_base_is_paired_over_seeds_and_said_in_words():
     words = membership_report.findings(summary, "cnn", [(20.0, "cnn_T20")], "cnn_pgd")
     assert "The PGD-trained cnn_pgd minus the base cnn, paired the same way: LiRA AUROC +0.0300 [+0.0052, " \
            "+0.0548], distinguishable from zero" in words
+
+
+def test_song_et_al_s_pair_is_compared_within_fashion_mnist_and_never_with_the_mnist_base():
+    """Song et al.'s natural and PGD-trained Fashion-MNIST CNNs on seeds 0-2, the robust one's LiRA AUROC higher by
+    0.02, 0.03, 0.04 and its scaled AUROC lower by 0.01 on each seed: their numbers and both questions read within
+    Fashion-MNIST (robust minus natural: 0.03 across seeds; scaling: -0.01); the MNIST base is compared with
+    MNIST targets only (different images behind the same candidate indices are not paired)."""
+    def song(name, delta, scaled_delta, robust):
+        out = []
+        for record, d in zip(membership_records()[:3], delta, strict=True):
+            attacks = {variant: {attack: {k: (v + d + (scaled_delta if variant == "temperature_scaled" else 0.0)
+                                              if k.startswith("auroc") and attack == "lira_offline" else v)
+                                          for k, v in m.items()} for attack, m in by_attack.items()}
+                       for variant, by_attack in record["attacks"].items()}
+            out.append(dict(record, model=f"mi1000_{name}", inner_model=name, attacks=attacks,
+                            target=dict(record["target"], dataset="fashion_mnist", robust_training=robust)))
+        return out
+
+    records = (membership_records()[:3] + song("song_fmnist", (0.0, 0.0, 0.0), 0.0, False)
+               + song("song_fmnist_pgd", (0.02, 0.03, 0.04), -0.01, True))
+    frame = membership_report.membership_frame(records)
+    paired = pd.DataFrame([{"model": "mi1000_song_fmnist_pgd", "inner_model": "song_fmnist_pgd", "seed": seed,
+                            "train_size": 1000, "attack": "lira_offline", "metric": "auroc", "change": -0.01,
+                            "change_low": -0.02, "change_high": 0.0, "change_detectable": 0.01,
+                            "change_excludes_zero": False} for seed in (0, 1, 2)])
+    summary = membership_report.summary(frame, "cnn", None, paired,
+                                        {"natural": "song_fmnist", "robust": "song_fmnist_pgd"})
+    assert "versus_base" not in summary  # the MNIST base has no MNIST target to pair with: none across datasets
+    song_block = summary["song2019"]
+    assert song_block["natural"]["model"] == "mi1000_song_fmnist" and song_block["robust"]["model"] == \
+        "mi1000_song_fmnist_pgd"
+    assert song_block["versus_natural"]["base"] == "mi1000_song_fmnist"
+    robust = song_block["robust_claim"]  # question.fmnist.robust_leaks_more
+    assert (robust["model"], robust["auroc_change"], robust["n_seeds"]) == ("mi1000_song_fmnist_pgd",
+                                                                           pytest.approx(0.03), 3)
+    seed_claim = song_block["seed_claim"]  # question.fmnist.scaling_reduces_robust_leakage
+    assert seed_claim["auroc_change"] == pytest.approx(-0.01) and seed_claim["n_seeds"] == 3
+    assert "robust_claim" not in summary and "seed_claim" not in summary  # no MNIST robust target here
+    text = membership_report.markdown(frame)
+    assert "| mi1000_song_fmnist_pgd | fashion_mnist | 1000 |" in text and "| mi1000_cnn | mnist | 1000 |" in text
+    words = membership_report.findings(summary, "cnn", [], None)
+    assert "Song et al. 2019's setting (Fashion-MNIST CNNs)" in words
+    assert "the PGD-trained song_fmnist_pgd minus song_fmnist: LiRA AUROC +0.0300 [" in words
+    assert "Temperature scaling changed song_fmnist_pgd's LiRA AUROC by -0.0100 [-0.0100, -0.0100]" in words
 
 
 def test_the_distillation_table():

@@ -71,7 +71,7 @@ def test_membership_jobs_show_their_sets_and_variants_on_stderr(tiny_job, capsys
 
     overlay = tiny_job / "tiny.yaml"
     overlay.write_text("membership: {train_sizes: [200], models: [cnn], distilled: false, n_shadows: 1, n_eval: 8,\n"
-                       "  adversarial_input: {eps: 0.3, alpha: 0.1, steps: 2, random_start: true},\n"
+                       "  adversarial_input: {mnist: {eps: 0.3, alpha: 0.1, steps: 2, random_start: true}},\n"
                        "  bootstrap: {n_boot: 5, level: 0.95, seed: 0}}\n")
     config = [str(REPO_ROOT / "config.yaml"), str(overlay)]
     index = np.arange(40)

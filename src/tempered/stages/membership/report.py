@@ -1,6 +1,6 @@
 """The membership-inference report over every target: one long table (target x seed x variant x attack), its
 markdown, and the summary metrics DVC tracks and the reproduction report reads (Song et al. 2019's numbers on
-the largest target size; what temperature scaling and distillation change)."""
+their Fashion-MNIST CNNs at the largest target size; what temperature scaling and distillation change)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ def membership_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         for variant, attacks in record["attacks"].items():
             for attack, m in attacks.items():
                 row = {"model": record["model"], "inner_model": record["inner_model"], "seed": record["seed"],
-                       **target, "variant": variant, "attack": attack, "accuracy": m.get("accuracy", math.nan),
+                       "dataset": record["target"].get("dataset", "mnist"), **target, "variant": variant,
+                       "attack": attack, "accuracy": m.get("accuracy", math.nan),
                        "best_threshold_accuracy_p_value": p_values.get(attack, {}).get(variant, math.nan)}
                 for col in SCORE_COLUMNS:
                     row.update({col: m[col], f"{col}_low": m[f"{col}_low"], f"{col}_high": m[f"{col}_high"]})
@@ -99,13 +100,17 @@ VERSUS_SHOWN = (("lira_offline", "auroc"), (SONG_ATTACK, "best_threshold_accurac
 
 
 def versus_base(frame: pd.DataFrame, base_model: str) -> dict[str, Any]:
-    """Each deployed target of the largest size against the base model of that size: its metric minus the base's,
-    seed by seed (every target of a size shares its members and non-members, so the two are paired on the same
-    candidates), then across seeds (across_seeds). With one seed there is no interval: the change alone, said so.
-    Keyed target -> attack -> metric, with the base's name under "base"."""
+    """Each deployed target of the largest size on the base model's dataset against the base model of that size:
+    its metric minus the base's, seed by seed (every target of a size shares its members' and non-members'
+    indices, so on one dataset the two are paired on the same candidates), then across seeds (across_seeds). With
+    one seed there is no interval: the change alone, said so. Keyed target -> attack -> metric, with the base's
+    name under "base"."""
     largest = int(frame.train_size.max())
     deployed = frame[(frame.variant == "deployed") & (frame.train_size == largest)]
     base_rows = deployed[deployed.inner_model == base_model]
+    if base_rows.empty:
+        return {}
+    deployed = deployed[deployed.dataset == base_rows.dataset.iloc[0]]
     out: dict[str, Any] = {}
     for attack, metric in VERSUS_SHOWN:
         base = base_rows[base_rows.attack == attack].set_index("seed")[metric]
@@ -136,8 +141,9 @@ def _song_block(frame: pd.DataFrame, size: int, inner: str, variant: str) -> dic
 
 
 def summary(frame: pd.DataFrame, base_model: str, robust_model: str | None,
-            paired: pd.DataFrame | None = None) -> dict[str, Any]:
-    """DVC metrics: every target's mean metrics over seeds; Song et al. 2019's three numbers on the largest size;
+            paired: pd.DataFrame | None = None, song_models: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """DVC metrics: every target's mean metrics over seeds; Song et al. 2019's three numbers on the largest size,
+    on their models (song_models: natural and robust, membership.song2019_models);
     the largest change temperature scaling makes to any attack's AUROC (correctness: zero by construction);
     per target, attack and metric, that change with its paired interval (paired_summary); and each target of the
     largest size against the base model (versus_base): what distillation and robust training change."""
@@ -150,10 +156,11 @@ def summary(frame: pd.DataFrame, base_model: str, robust_model: str | None,
         entry.setdefault(variant, {})[attack] = metrics
     largest = int(frame.train_size.max())
     song = {"train_size": largest, "attack": SONG_ATTACK}
-    blocks = {"natural": (base_model, "deployed")}
-    if robust_model is not None:
-        blocks.update({"robust": (robust_model, "deployed"), "robust_adversarial_input": (robust_model,
-                                                                                          "adversarial_input")})
+    blocks = {}
+    if song_models:
+        natural, robust = song_models["natural"], song_models["robust"]
+        blocks = {"natural": (natural, "deployed"), "robust": (robust, "deployed"),
+                  "robust_adversarial_input": (robust, "adversarial_input")}
     for name, (inner, variant) in blocks.items():
         block = _song_block(frame, largest, inner, variant)
         if block is not None:
@@ -165,31 +172,55 @@ def summary(frame: pd.DataFrame, base_model: str, robust_model: str | None,
     scaling = {attack: {"max_abs_auroc_change": float(values.abs().max()), "mean_auroc_change": float(values.mean())}
                for attack, values in by_attack}
     out = {"targets": per_target, "song2019": song, "temperature_scaling": scaling}
-    versus = versus_base(frame, base_model)
-    if versus:
-        out["versus_base"] = versus
-        robust = versus["targets"].get(f"mi{largest}_{robust_model}")
-        if robust is not None:  # how much more the robust target leaks, judged as a claim (workflow/claims.yaml)
-            out["robust_claim"] = {"model": f"mi{largest}_{robust_model}", "base": versus["base"],
-                                   **_claim_fields(robust, "lira_offline", "auroc"),
-                                   **_claim_fields(robust, SONG_ATTACK, "best_threshold_accuracy")}
+    scaling_paired = {}
     if paired is not None and not paired.empty:
-        out["temperature_scaling_paired"] = {
+        scaling_paired = {
             model: {attack: {metric: paired_summary(r) for metric, r in by_attack.groupby("metric", sort=True)}
                     for attack, by_attack in by_model.groupby("attack", sort=True)}
             for model, by_model in paired.groupby("model", sort=True)}
-        robust = out["temperature_scaling_paired"].get(f"mi{largest}_{robust_model}", {})
-        change = robust.get("lira_offline", {}).get("auroc")
-        if change is not None:  # the project's own question, judged as a claim (workflow/claims.yaml)
-            out["seed_claim"] = {"model": f"mi{largest}_{robust_model}", "attack": "lira_offline",
-                                 "auroc_change": change["change"], "auroc_change_low": change["low"],
-                                 "auroc_change_high": change["high"],
-                                 "auroc_change_detectable": change["detectable"], "n_seeds": change["n_seeds"]}
-    if robust_model is not None and "seed_claim" not in out:
-        out["not_measured"] = {"seed_claim/auroc_change": (
-            f"mi{largest}_{robust_model} has no temperature-scaled variant on any seed (its NLL, or a shadow's, has "
-            "no finite optimum in T), so there is no change to judge")}
+        out["temperature_scaling_paired"] = scaling_paired
+    versus = versus_base(frame, base_model)
+    if versus:
+        out["versus_base"] = versus
+    not_measured: dict[str, str] = {}
+    if robust_model is not None:
+        claims, not_measured = _question(versus, scaling_paired, f"mi{largest}_{robust_model}", "")
+        out.update(claims)
+    if song_models and f"mi{largest}_{song_models['robust']}" in per_target:
+        # The same two questions on Song et al.'s Fashion-MNIST pair: the robust CNN against the natural one.
+        song_versus = versus_base(frame, song_models["natural"])
+        if song_versus:
+            song["versus_natural"] = song_versus
+        claims, unmeasured = _question(song_versus, scaling_paired, f"mi{largest}_{song_models['robust']}",
+                                       "song2019/")
+        song.update(claims)
+        not_measured.update(unmeasured)
+    if not_measured:
+        out["not_measured"] = not_measured
     return out
+
+
+def _question(versus: Mapping[str, Any], scaling_paired: Mapping[str, Any], robust: str,
+              prefix: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The project's question on one robust target, as the claims read it (workflow/claims.yaml): how much more it
+    leaks than the natural model it is paired with (robust_claim, from versus_base) and what temperature scaling
+    changes in its LiRA AUROC (seed_claim, paired over candidates or across seeds). Returns the two and, keyed by
+    `prefix` + key, why the seed claim was not measured."""
+    out: dict[str, Any] = {}
+    against = versus.get("targets", {}).get(robust) if versus else None
+    if against is not None:
+        out["robust_claim"] = {"model": robust, "base": versus["base"],
+                               **_claim_fields(against, "lira_offline", "auroc"),
+                               **_claim_fields(against, SONG_ATTACK, "best_threshold_accuracy")}
+    change = scaling_paired.get(robust, {}).get("lira_offline", {}).get("auroc")
+    if change is None:
+        return out, {f"{prefix}seed_claim/auroc_change": (
+            f"{robust} has no temperature-scaled variant on any seed (its NLL, or a shadow's, has no finite optimum "
+            "in T), so there is no change to judge")}
+    out["seed_claim"] = {"model": robust, "attack": "lira_offline", "auroc_change": change["change"],
+                         "auroc_change_low": change["low"], "auroc_change_high": change["high"],
+                         "auroc_change_detectable": change["detectable"], "n_seeds": change["n_seeds"]}
+    return out, {}
 
 
 def _claim_fields(changes: Mapping[str, Any], attack: str, metric: str) -> dict[str, Any]:
@@ -233,7 +264,8 @@ def shadows_sentence(shadow_recipe: str, shadow_model: str, n_shadows: int) -> s
                 "and PGD training; membership.shadow_recipe: target).")
     return (f"The attacker of every target has the same {n_shadows} shadows, trained like {shadow_model} "
             "(membership.shadow_recipe: shadow_model): it knows neither the target's T nor its PGD training, so "
-            "offline LiRA is mis-calibrated against targets whose logits are scaled otherwise.")
+            "offline LiRA is mis-calibrated against targets whose logits are scaled otherwise. Targets on another "
+            f"dataset than {shadow_model}'s have {n_shadows} shadows trained like each of them.")
 
 
 def markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None, versus: Mapping[str, Any] | None = None,
@@ -244,23 +276,24 @@ def markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None, versus: Ma
     lines = ["# Membership inference", "",
              *([shadows, ""] if shadows else []),
              "AUROC [95% bootstrap interval for one seed, t-interval across seeds] / TPR at 1% FPR; higher leaks "
-             "more. Accuracy on the members (train) and on the non-members (held out: training digits no target "
-             "saw); gap: train minus held out; ECE on the non-members, before -> after temperature scaling; "
-             "PGD acc.: accuracy on the PGD examples (membership.adversarial_input) of the members and the "
-             "non-members, and their gap (the robust generalization gap).",
+             "more. Accuracy on the members (train) and on the non-members (held out: training images of the "
+             "target's dataset that no target saw); gap: train minus held out; ECE on the non-members, before -> "
+             "after temperature scaling; PGD acc.: accuracy on the PGD examples (membership.adversarial_input, "
+             "the target's dataset's) of the members and the non-members, and their gap (the robust "
+             "generalization gap).",
              ""]
-    targets = (frame.groupby("model", sort=False)[list(TARGET_COLUMNS)].mean()
-               .sort_values(["train_size", "robust_training", "training_temperature"]))
+    targets = (frame.groupby(["model", "dataset"], sort=False)[list(TARGET_COLUMNS)].mean().reset_index("dataset")
+               .sort_values(["dataset", "train_size", "robust_training", "training_temperature"]))
     summary_rows = []
     for model, t in targets.iterrows():
         fitted = math.isfinite(t.fitted_temperature)
-        summary_rows.append([model, int(t.train_size), f"{t.training_temperature:g}", f"{t.train_accuracy:.4f}",
-                             f"{t.test_accuracy:.4f}", f"{t.generalization_gap:+.4f}",
+        summary_rows.append([model, t.dataset, int(t.train_size), f"{t.training_temperature:g}",
+                             f"{t.train_accuracy:.4f}", f"{t.test_accuracy:.4f}", f"{t.generalization_gap:+.4f}",
                              f"{t.fitted_temperature:.3g}" if fitted else "not fitted: no finite optimum",
                              f"{t.ece:.4f} -> " + (f"{t.ece_scaled:.4f}" if fitted else "-"),
                              _robust_cell(t)])
-    lines += markdown_table(["target", "size", "T (training)", "train acc.", "held-out acc.", "gap", "fitted T",
-                             "ECE -> scaled", "PGD acc. train / held out (gap)"], summary_rows)
+    lines += markdown_table(["target", "dataset", "size", "T (training)", "train acc.", "held-out acc.", "gap",
+                             "fitted T", "ECE -> scaled", "PGD acc. train / held out (gap)"], summary_rows)
     for variant in sorted(set(frame.variant), key=VARIANT_ORDER.index):
         rows = frame[frame.variant == variant]
         attacks = list(dict.fromkeys(rows.attack))
@@ -300,7 +333,8 @@ def _versus_markdown(versus: Mapping[str, Any]) -> list[str]:
             for model, by_attack in versus["targets"].items()]
     return ["", f"## Each target against {versus['base']} (deployed, paired over seeds on the same candidates)", "",
             "Target minus base [95% t-interval across seeds] (± the smallest change detectable with 80% power); * "
-            "the interval excludes 0. Every target of a size has the same members and non-members.", "",
+            "the interval excludes 0. Every target of a size on the base's dataset has the same members and "
+            "non-members (targets on another dataset are not compared with it).", "",
             *markdown_table(["target", *(f"{a} {m}" for a, m in VERSUS_SHOWN)], rows)]
 
 
@@ -351,9 +385,10 @@ def findings(summary_metrics: Mapping[str, Any], base: str, students: Sequence[t
         series = "; ".join(f"T={t:g}: {auroc(name)} -> {auroc(name, 'temperature_scaled')}" for t, name in students)
         text.append(f"LiRA AUROC at training size {size} (deployed -> temperature-scaled): base {base} {auroc(base)} "
                     f"-> {auroc(base, 'temperature_scaled')}; distilled students {series}.")
-    versus = summary_metrics.get("versus_base", {}).get("targets", {})
+    base_versus = summary_metrics.get("versus_base", {}).get("targets", {})
 
-    def against_base(model: str, attack: str = "lira_offline", metric: str = "auroc") -> str | None:
+    def against_base(model: str, attack: str = "lira_offline", metric: str = "auroc",
+                     versus: Mapping[str, Any] = base_versus) -> str | None:
         c = versus.get(f"mi{size}_{model}", {}).get(attack, {}).get(metric)
         if c is None:
             return None
@@ -381,15 +416,26 @@ def findings(summary_metrics: Mapping[str, Any], base: str, students: Sequence[t
         return (f"{model}'s PGD accuracy {t['pgd_train_accuracy']:.3f} on its members, {t['pgd_test_accuracy']:.3f} "
                 f"held out (robust gap {t['robust_generalization_gap']:+.3f})")
 
-    if robust is not None and "robust" in song and "natural" in song:
+    if "robust" in song and "natural" in song:
+        natural_target, robust_target = (song[block]["model"] for block in ("natural", "robust"))
+
         def acc(block: str) -> str:
             b = song.get(block)
             if b is None:  # e.g. no adversarial-input variant was run
                 return "not measured"
             return (f"{100 * b['best_threshold_accuracy']:.2f}% [{100 * b['best_threshold_accuracy_low']:.2f}, "
                     f"{100 * b['best_threshold_accuracy_high']:.2f}]")
-        text.append(f"Robust training: the confidence attack's best-threshold accuracy is {acc('robust')} on the "
-                    f"PGD-trained {robust} against {acc('natural')} on {base}, and {acc('robust_adversarial_input')} "
-                    f"with PGD-perturbed inputs (Song et al. 2019, Fashion-MNIST: 58.32%, 57.12%, 64.49%); LiRA "
-                    f"AUROC {auroc(robust)} vs {auroc(base)}. {robust_accuracy(robust)}; {robust_accuracy(base)}.")
+        natural_model, robust_model = (name.removeprefix(f"mi{size}_") for name in (natural_target, robust_target))
+        text.append(f"Song et al. 2019's setting (Fashion-MNIST CNNs): the confidence attack's best-threshold "
+                    f"accuracy is {acc('robust')} on the PGD-trained {robust_model} against {acc('natural')} on "
+                    f"{natural_model}, and {acc('robust_adversarial_input')} with PGD-perturbed inputs (published: "
+                    f"58.32%, 57.12%, 64.49%); LiRA AUROC {auroc(robust_model)} vs {auroc(natural_model)}. "
+                    f"{robust_accuracy(robust_model)}; {robust_accuracy(natural_model)}.")
+        robust_more = song.get("robust_claim", {})
+        if "auroc_change" in robust_more:
+            said = against_base(robust_model, versus=song.get("versus_natural", {}).get("targets", {}))
+            text.append(f"Paired on the same candidates, the PGD-trained {robust_model} minus {natural_model}: LiRA "
+                        f"AUROC {said}.")
+        if (scaled := change(robust_model)) is not None:
+            text.append(f"Temperature scaling changed {robust_model}'s LiRA AUROC by {scaled}.")
     return " ".join(text)

@@ -73,9 +73,15 @@ def _logits(model, x: torch.Tensor, config: dict, device: torch.device) -> torch
     return predict_logits(model, x, config["evaluation"]["batch_size"], device)
 
 
-def _adversarial_logits(model, x: torch.Tensor, y: torch.Tensor, config: dict, device: torch.device) -> torch.Tensor:
-    """Song et al. 2019: logits of each candidate's PGD example (the attacker's eps, untargeted, true label)."""
-    cfg = config["membership"]["adversarial_input"]
+def _dataset(mcfg: dict) -> str:
+    return mcfg.get("dataset", "mnist")  # tempered.model_grid.family_dataset: models.<family>.dataset
+
+
+def _adversarial_logits(model, x: torch.Tensor, y: torch.Tensor, config: dict, dataset: str,
+                        device: torch.device) -> torch.Tensor:
+    """Song et al. 2019: logits of each candidate's PGD example (the attacker's eps for this dataset, untargeted,
+    true label)."""
+    cfg = config["membership"]["adversarial_input"][dataset]
     attack = PGD(eps=cfg["eps"], alpha=cfg["alpha"], steps=cfg["steps"], random_start=cfg["random_start"], seed=0,
                  progress=True)
     model = ClassLogits(model)  # a learned-confidence model is attacked through its class logits
@@ -105,7 +111,8 @@ def shadow_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
     its logits on the targets' candidates (the OUT distribution of the offline likelihood-ratio attack)."""
     config = step_config(config_files, "membership-shadow", model=model_name)
     device = resolve_device(config["compute"]["device"])
-    model, meta = load_model(config.model(model_name), model_name, checkpoint)
+    mcfg = config.model(model_name)
+    model, meta = load_model(mcfg, model_name, checkpoint)
     model.to(device)
     images = read_images(images_path)
     roles = read_arrays(roles_path, required=("shadow_members", "shadow_out", "calibration"))
@@ -116,7 +123,7 @@ def shadow_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
         x, y = subset(images, roles, role)
         arrays[f"{name}_logits"] = _logits(model, x, config, device).numpy()
         arrays[f"{name}_labels"] = y.numpy()
-        arrays[f"adv_{name}_logits"] = _adversarial_logits(model, x, y, config, device).numpy()
+        arrays[f"adv_{name}_logits"] = _adversarial_logits(model, x, y, config, _dataset(mcfg), device).numpy()
     for name in ("members", "nonmembers"):
         x, _ = subset(images, candidates, name)
         arrays[f"candidate_{name}_logits"] = _logits(model, x, config, device).numpy()
@@ -156,7 +163,7 @@ def _target_summary(members: Logits, nonmembers: Logits, temperature: float, mcf
     """What leakage is compared with: the generalization gap and calibration (on the non-members)."""
     train_acc = _accuracy(members)
     before = calibration_metrics(nonmembers.logits, nonmembers.labels, 1.0, n_bins)
-    summary = {"train_size": size, "training_temperature": mcfg["temperature"],
+    summary = {"dataset": _dataset(mcfg), "train_size": size, "training_temperature": mcfg["temperature"],
                "robust_training": mcfg["method"] in ("madry_pgd", "szegedy_pools"),
                "train_accuracy": train_acc, "test_accuracy": before["accuracy"],
                "generalization_gap": train_acc - before["accuracy"], "ece": before["ece"], "nll": before["nll"]}
@@ -249,7 +256,7 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
             log.warning("%s: variant %s skipped: %s", model_name, variant, skipped[variant])
             continue
         if variant == "adversarial_input":
-            t_in, t_out = (Logits(_adversarial_logits(model, *sets[n], config, device), sets[n][1])
+            t_in, t_out = (Logits(_adversarial_logits(model, *sets[n], config, _dataset(mcfg), device), sets[n][1])
                            for n in ("members", "nonmembers"))
             robustness = _robustness(t_in, t_out)
         else:
@@ -275,7 +282,7 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
         "model": model_name, "inner_model": target.inner, "seed": meta["provenance"]["seed"],
         "target": {**_target_summary(members, nonmembers, temperature, mcfg, target.size,
                                      config["calibration"]["n_bins"]), **robustness},
-        "robustness_attack": {"attack": "pgd", **cfg["adversarial_input"]},
+        "robustness_attack": {"attack": "pgd", **cfg["adversarial_input"][_dataset(mcfg)]},
         "attacks": results,
         "temperature_scaling_change": _temperature_scaling_changes(columns, len(members.labels), boot),
         "best_threshold_accuracy_p_value": _permutation_nulls(columns, len(members.labels), boot),
@@ -320,7 +327,8 @@ def report_step(config_files: Sequence[str], metrics_paths: Sequence[Path], tabl
     frame, paired = membership_frame(records), paired_frame(records)
     robust = robust_membership_model(config)
     # A target whose T had no finite optimum on any seed has no mean T or scaled ECE: not measured.
-    record = checked_metrics(summary_path, summary(frame, config["distillation"]["base_model"], robust, paired),
+    record = checked_metrics(summary_path, summary(frame, config["distillation"]["base_model"], robust, paired,
+                                                   cfg["song2019_models"]),
                              not_measured=("targets.*.target.fitted_temperature", "targets.*.target.ece_scaled"))
     write_table(table_path, frame)
     write_table(paired_table_path, paired)

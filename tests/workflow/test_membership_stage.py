@@ -4,6 +4,7 @@ correctness attack, the report's answer; and the stage's refusals on tiny artifa
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -16,7 +17,8 @@ from tests.pipeline import SMOKE
 
 pytestmark = pytest.mark.e2e
 
-ATTACKS = {"correctness", "confidence", "entropy", "modified_entropy", "loss", "lira_offline"}
+ATTACKS = {"correctness", "confidence", "entropy", "modified_entropy", "loss", "lira_offline", "lira_online"}
+LIRA = {"lira_offline", "lira_online"}
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,7 @@ def smoke_config(snakemake_run):
     return load_config([snakemake_run / "config.yaml", snakemake_run / SMOKE])
 
 
-def test_roles_in_the_files_the_models_trained_on_are_disjoint(snakemake_run, smoke_config):
+def test_roles_in_the_files_the_models_trained_on_keep_apart_what_they_must(snakemake_run, smoke_config):
     root = snakemake_run / "results"
     for size in smoke_config["membership"]["train_sizes"]:
         target = read_arrays(root / f"membership/roles/size{size}/target.npz")
@@ -32,11 +34,18 @@ def test_roles_in_the_files_the_models_trained_on_are_disjoint(snakemake_run, sm
         # Non-members are training digits (one distribution with the members) that the target never saw.
         assert not set(target["nonmembers"]) & set(target["target"])
         assert len(target["calibration"]) == 10_000  # the test set: no non-member among them
+        candidates = list(target["members"]) + list(target["nonmembers"])
+        in_for = []
+        for k in range(smoke_config["membership"]["n_shadows"]):
+            roles = read_arrays(root / f"membership/roles/size{size}/shadow{k}.npz")
+            mine = {c for c, inside in zip(candidates, roles["candidate_in"], strict=True) if inside}
+            # A shadow trains on its half of the candidates (online LiRA) and on P2, never on the rest of a
+            # target's set; its threshold data are its IN and OUT candidates.
+            assert set(roles["shadow_in"]) & (set(target["target"]) | set(target["nonmembers"])) == mine
+            assert set(roles["shadow_members"]) == mine and not set(roles["shadow_out"]) & set(roles["shadow_in"])
+            in_for.append(roles["candidate_in"])
+        assert set(np.stack(in_for).sum(axis=0)) == {len(in_for) // 2}  # IN for half the shadows, every one
         for shadow in membership_shadow_ids(smoke_config, size):
-            roles = read_arrays(root / f"membership/roles/size{size}/shadow{shadow.shadow}.npz")
-            assert not set(roles["shadow_in"]) & set(target["target"])  # shadows never saw a target's data
-            assert not set(roles["shadow_in"]) & set(target["nonmembers"])  # nor its non-members (OUT for all)
-            assert not set(roles["shadow_out"]) & set(roles["shadow_in"])
             _, meta = read_checkpoint(root / f"models/{shadow.name}/seed0/model.pt")
             assert meta["train_size"] == size and meta["model_config"]["train_set"] == "shadow_in"
         _, meta = read_checkpoint(root / f"models/mi{size}_cnn/seed0/model.pt")
@@ -88,7 +97,7 @@ def test_every_number_is_recomputed_from_the_saved_scores(snakemake_run, smoke_c
     for model in membership_targets(smoke_config):
         record = read_json(root / f"metrics/membership/{model}/seed0.json")
         assert set(record["attacks"]["deployed"]) == ATTACKS
-        assert set(record["attacks"]["adversarial_input"]) == ATTACKS - {"lira_offline"}
+        assert set(record["attacks"]["adversarial_input"]) == ATTACKS - LIRA
         for attack in ATTACKS:
             table = pd.read_csv(root / f"membership/scores/{model}/seed0/{attack}.csv")
             member = table["member"].to_numpy(bool)

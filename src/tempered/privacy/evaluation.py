@@ -1,6 +1,6 @@
 """Run every membership attack on one target, from logits alone: the metric attacks with per-class thresholds
-from a shadow model, and the offline likelihood-ratio attack from the shadows' logits on the target's
-candidates. Returns the metrics and the per-sample scores (so every number can be recomputed)."""
+from the shadow models, and the likelihood-ratio attack (offline and online) from the shadows' logits on the
+target's candidates. Returns the metrics and the per-sample scores (so every number can be recomputed)."""
 
 from __future__ import annotations
 
@@ -52,26 +52,37 @@ def metric_attacks(members: Logits, nonmembers: Logits, shadow_in: Logits, shado
     return results, pd.DataFrame(columns)
 
 
-def lira_offline(members: Logits, nonmembers: Logits, shadows_on_members: Sequence[torch.Tensor],
-                 shadows_on_nonmembers: Sequence[torch.Tensor], boot: Bootstrap) -> tuple[dict[str, float], np.ndarray]:
-    """The offline likelihood-ratio attack: every shadow is OUT for every candidate (shadows train on P2, the
-    candidates come from P1 and the test set). shadows_on_*: one logits tensor per shadow."""
-    phi_in = lira.logit_confidence(members.logits, members.labels).numpy()
-    phi_out = lira.logit_confidence(nonmembers.logits, nonmembers.labels).numpy()
-    out_in = np.stack([lira.logit_confidence(z, members.labels).numpy() for z in shadows_on_members])
-    out_out = np.stack([lira.logit_confidence(z, nonmembers.labels).numpy() for z in shadows_on_nonmembers])
-    scores = lira.offline_scores(np.concatenate([phi_in, phi_out]), np.concatenate([out_in, out_out], axis=1))
-    n = len(phi_in)
-    return score_metrics(scores[:n], scores[n:], boot.n_boot, boot.level, boot.seed), scores
+def likelihood_ratio(members: Logits, nonmembers: Logits, shadows_on_members: Sequence[torch.Tensor],
+                     shadows_on_nonmembers: Sequence[torch.Tensor], candidate_in: np.ndarray | None,
+                     boot: Bootstrap) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
+    """Carlini et al. 2022's likelihood-ratio attack, offline (each candidate against the shadows that never saw
+    it) and, where candidate_in (shadows x candidates, members first) gives every candidate IN shadows as well,
+    online (IN against OUT). candidate_in None: every shadow is OUT for every candidate, offline only.
+    shadows_on_*: one logits tensor per shadow. Returns {attack: metrics} and {attack: per-candidate scores}."""
+    phi = np.concatenate([lira.logit_confidence(members.logits, members.labels).numpy(),
+                          lira.logit_confidence(nonmembers.logits, nonmembers.labels).numpy()])
+    phis = np.stack([np.concatenate([lira.logit_confidence(on_m, members.labels).numpy(),
+                                     lira.logit_confidence(on_n, nonmembers.labels).numpy()])
+                     for on_m, on_n in zip(shadows_on_members, shadows_on_nonmembers, strict=True)])
+    scores = {"lira_offline": lira.offline_scores(phi, phis, in_mask=candidate_in)}
+    if candidate_in is not None:
+        scores["lira_online"] = lira.online_scores(phi, phis, candidate_in)
+    n = len(members.labels)
+    return ({attack: score_metrics(s[:n], s[n:], boot.n_boot, boot.level, boot.seed) for attack, s in scores.items()},
+            scores)
 
 
 def attack_target(members: Logits, nonmembers: Logits, shadow_in: Logits, shadow_out: Logits,
                   shadows_on_members: Sequence[torch.Tensor], shadows_on_nonmembers: Sequence[torch.Tensor],
-                  boot: Bootstrap) -> tuple[dict[str, Mapping[str, float]], pd.DataFrame]:
+                  boot: Bootstrap, candidate_in: np.ndarray | None = None
+                  ) -> tuple[dict[str, Mapping[str, float]], pd.DataFrame]:
     """Every attack on one target: {attack: metrics} and a per-sample table (member flag, label, scores)."""
     results, table = metric_attacks(members, nonmembers, shadow_in, shadow_out, boot)
-    results["lira_offline"], table["lira_offline"] = lira_offline(members, nonmembers, shadows_on_members,
-                                                                  shadows_on_nonmembers, boot)
+    lira_results, lira_scores = likelihood_ratio(members, nonmembers, shadows_on_members, shadows_on_nonmembers,
+                                                 candidate_in, boot)
+    results.update(lira_results)
+    for attack, scores in lira_scores.items():
+        table[attack] = scores
     table.insert(0, "label", np.concatenate([members.labels.numpy(), nonmembers.labels.numpy()]))
     table.insert(0, "member", np.r_[np.ones(len(members.labels), bool), np.zeros(len(nonmembers.labels), bool)])
     return results, table

@@ -2,8 +2,11 @@
 
 Each sample's logit-scaled true-class confidence phi = log(p_y / (1 - p_y)) is close to Gaussian across
 models trained with or without it. Shadow models give, per sample, the OUT distribution (models that never
-saw it) and, online, the IN one. Offline score: how far the target's phi lies above the OUT Gaussian (the
-one-sided test of the paper's offline variant); online: the log likelihood ratio IN vs OUT.
+saw it) and, online, the IN one (models that trained on it). Offline score: how far the target's phi lies above
+the OUT Gaussian (the one-sided test of the paper's offline variant); online: the log likelihood ratio IN vs OUT.
+
+Which shadows are IN for which sample is a mask (shadows x samples): each shadow trains on its own share of the
+candidates (tempered.privacy.roles), so every sample has its own IN and OUT shadows.
 """
 
 from __future__ import annotations
@@ -23,24 +26,39 @@ def logit_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return z_y - torch.logsumexp(others, dim=1)
 
 
-def _gaussian(phis: np.ndarray, global_variance: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample mean and standard deviation over shadow models (axis 0 = shadows)."""
-    mean = phis.mean(axis=0)
-    if global_variance or phis.shape[0] < 2:
-        std = np.full_like(mean, phis.std() if phis.size > 1 else 1.0)
+def _gaussian(phis: np.ndarray, mask: np.ndarray, global_variance: bool | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample mean and standard deviation over the shadows `mask` selects for each sample (axis 0 = shadows).
+    One deviation for all samples (over every selected value, the paper's fixed variance) with global_variance,
+    or by default when a sample has fewer than MIN_SHADOWS_FOR_PER_SAMPLE_VARIANCE shadows (or only one)."""
+    counts = mask.sum(axis=0)
+    if (counts == 0).any():
+        raise ValueError(f"{int((counts == 0).sum())} of {len(counts)} samples have no shadow model on this side "
+                         "of the test (IN or OUT): more shadows are needed")
+    mean = np.where(mask, phis, 0.0).sum(axis=0) / counts
+    if global_variance is None:
+        global_variance = counts.min() < MIN_SHADOWS_FOR_PER_SAMPLE_VARIANCE
+    if global_variance or counts.min() < 2:
+        selected = phis[mask]
+        std = np.full_like(mean, selected.std() if selected.size > 1 else 1.0)
     else:
-        std = phis.std(axis=0, ddof=1)
+        std = np.sqrt(np.where(mask, (phis - mean) ** 2, 0.0).sum(axis=0) / (counts - 1))
     return mean, np.maximum(std, 1e-6)
 
 
-def _use_global(n_shadows: int, global_variance: bool | None) -> bool:
-    return n_shadows < MIN_SHADOWS_FOR_PER_SAMPLE_VARIANCE if global_variance is None else global_variance
+def _mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != shape:
+        raise ValueError(f"IN mask of shape {mask.shape} for shadow confidences of shape {shape}")
+    return mask
 
 
-def offline_scores(target_phi: np.ndarray, out_phis: np.ndarray, global_variance: bool | None = None) -> np.ndarray:
+def offline_scores(target_phi: np.ndarray, phis: np.ndarray, global_variance: bool | None = None,
+                   in_mask: np.ndarray | None = None) -> np.ndarray:
     """(phi - mu_out) / sigma_out per sample: monotone in the one-sided p-value, higher = more likely member.
-    out_phis: (shadows, samples), every shadow OUT for every sample."""
-    mean, std = _gaussian(np.asarray(out_phis, dtype=np.float64), _use_global(len(out_phis), global_variance))
+    phis: (shadows, samples); a sample's OUT shadows are those in_mask leaves out (every shadow when None)."""
+    phis = np.asarray(phis, dtype=np.float64)
+    out_mask = np.ones(phis.shape, dtype=bool) if in_mask is None else ~_mask(in_mask, phis.shape)
+    mean, std = _gaussian(phis, out_mask, global_variance)
     return (np.asarray(target_phi, dtype=np.float64) - mean) / std
 
 
@@ -48,11 +66,17 @@ def _log_normal(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     return -0.5 * ((x - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)
 
 
-def online_scores(target_phi: np.ndarray, in_phis: np.ndarray, out_phis: np.ndarray,
+def online_scores(target_phi: np.ndarray, phis: np.ndarray, in_mask: np.ndarray,
                   global_variance: bool | None = None) -> np.ndarray:
-    """log N(phi; mu_in, sigma_in) - log N(phi; mu_out, sigma_out) per sample."""
-    use_global = _use_global(min(len(in_phis), len(out_phis)), global_variance)
-    mu_in, sd_in = _gaussian(np.asarray(in_phis, dtype=np.float64), use_global)
-    mu_out, sd_out = _gaussian(np.asarray(out_phis, dtype=np.float64), use_global)
+    """log N(phi; mu_in, sigma_in) - log N(phi; mu_out, sigma_out) per sample; phis: (shadows, samples), in_mask
+    True where the shadow trained on the sample. Where either side has fewer than
+    MIN_SHADOWS_FOR_PER_SAMPLE_VARIANCE shadows, both use one variance (unless global_variance says otherwise)."""
+    phis = np.asarray(phis, dtype=np.float64)
+    in_mask = _mask(in_mask, phis.shape)
+    if global_variance is None:
+        fewest = min(in_mask.sum(axis=0).min(), (~in_mask).sum(axis=0).min())
+        global_variance = fewest < MIN_SHADOWS_FOR_PER_SAMPLE_VARIANCE
+    mu_in, sd_in = _gaussian(phis, in_mask, global_variance)
+    mu_out, sd_out = _gaussian(phis, ~in_mask, global_variance)
     x = np.asarray(target_phi, dtype=np.float64)
     return _log_normal(x, mu_in, sd_in) - _log_normal(x, mu_out, sd_out)

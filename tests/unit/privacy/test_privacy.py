@@ -98,7 +98,42 @@ def test_likelihood_ratio_scores_match_the_closed_form():
     x = np.array([1.5, 2.5])
     assert lira.offline_scores(x, out_phis, global_variance=False) == pytest.approx(x - mu_out)
     expected = -0.5 * (x - mu_in) ** 2 + 0.5 * (x - mu_out) ** 2
-    assert lira.online_scores(x, in_phis, out_phis, global_variance=False) == pytest.approx(expected)
+    # Online: six shadows, each sample IN for its own three (a different three per sample), OUT for the others.
+    in_mask = np.array([[True, False], [True, True], [True, False], [False, True], [False, False], [False, True]])
+    phis = np.empty((6, 2))
+    for sample in range(2):
+        phis[in_mask[:, sample], sample] = in_phis[:, sample]
+        phis[~in_mask[:, sample], sample] = out_phis[:, sample]
+    assert lira.online_scores(x, phis, in_mask, global_variance=False) == pytest.approx(expected)
+    # Offline with a mask: each sample against its own OUT shadows only.
+    assert lira.offline_scores(x, phis, global_variance=False, in_mask=in_mask) == pytest.approx(x - mu_out)
+    # One variance for all (the paper's, below 64 shadows a side): the deviation of every selected value.
+    sd_in, sd_out = in_phis.std(), out_phis.std()
+    fixed = (-0.5 * ((x - mu_in) / sd_in) ** 2 - np.log(sd_in)) - (-0.5 * ((x - mu_out) / sd_out) ** 2 - np.log(sd_out))
+    assert lira.online_scores(x, phis, in_mask) == pytest.approx(fixed)
+    with pytest.raises(ValueError, match="1 of 2 samples have no shadow model on this side"):
+        lira.online_scores(x, phis, np.c_[np.ones(6, bool), in_mask[:, 1]])
+
+
+def test_online_lira_on_synthetic_gaussians_separates_as_the_closed_form_says():
+    """phi ~ N(1, 1) IN and N(0, 1) OUT for every sample, 64 shadows per side: the online score of x tends to
+    x - 1/2 (the log-ratio of two unit Gaussians 1 apart), and its AUROC on fresh IN vs OUT draws to
+    Phi(1 / sqrt 2) = 0.760."""
+    from statistics import NormalDist
+
+    rng = np.random.default_rng(0)
+    n, shadows = 2000, 128
+    in_mask = np.zeros((shadows, n), dtype=bool)
+    for p in range(shadows // 2):
+        half = rng.permutation(n)[:n // 2]
+        in_mask[2 * p, half] = True
+        in_mask[2 * p + 1] = ~in_mask[2 * p]
+    phis = rng.normal(0.0, 1.0, (shadows, n)) + in_mask
+    x = rng.normal(0.0, 1.0, n) + (np.arange(n) < n // 2)
+    scores = lira.online_scores(x, phis, in_mask)
+    # Per-sample Gaussians fitted from 64 draws each: close to the true ratio, not equal to it.
+    assert np.median(np.abs(scores - (x - 0.5))) < 0.2 and np.corrcoef(scores, x)[0, 1] > 0.95
+    assert auroc(scores[:n // 2], scores[n // 2:]) == pytest.approx(NormalDist().cdf(1 / math.sqrt(2)), abs=0.03)
 
 
 def _train_mlp(x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int) -> torch.nn.Module:
@@ -144,13 +179,20 @@ def test_membership_roles_are_disjoint_balanced_and_seeded():
         assert np.array_equal(roles["calibration"], split["test"])  # every test digit; no non-member
         # Non-members are training digits (one distribution with the members) that no target of any size saw.
         assert nonmembers <= p1 and not nonmembers & target
-        for k in range(3):
-            shadow = shadow_roles(split, size, k, n_eval=2000, seed=0)
+        candidates = np.concatenate([roles["members"], roles["nonmembers"]])
+        shadows = [shadow_roles(split, size, k, n_eval=2000, seed=0) for k in range(5)]
+        for shadow in shadows:
             shadow_in, shadow_out = set(shadow["shadow_in"]), set(shadow["shadow_out"])
-            assert len(shadow_in) == size and len(shadow_out) == min(2000, size)
-            assert shadow_in | shadow_out <= p2 and not shadow_in & shadow_out
-            assert set(shadow["shadow_members"]) <= shadow_in
+            mine = set(candidates[shadow["candidate_in"]])
+            # Half the candidates (online LiRA), P2 for the rest, and nothing else of a target's set.
+            assert len(shadow_in) == size and len(mine) == len(members) and mine <= shadow_in
+            assert shadow_in - mine <= p2 and not (shadow_in - mine) & p1
+            assert not shadow_in & (target - members)
+            assert set(shadow["shadow_members"]) == mine and set(shadow["shadow_out"]) == set(candidates) - mine
+            assert not shadow_in & shadow_out
             assert np.array_equal(shadow["calibration"], roles["calibration"])
+        # Shadows 2p and 2p+1 split the candidates: each candidate is IN for exactly two of the first four.
+        assert (np.stack([s["candidate_in"] for s in shadows[:4]]).sum(axis=0) == 2).all()
     # The held-out pool is one for every size: no target trains on another size's non-members either.
     sizes = (1000, 5000, 20000)
     pooled = set().union(*(target_roles(split, size, n_eval=2000, seed=0)["nonmembers"] for size in sizes))
@@ -169,28 +211,45 @@ def test_membership_roles_are_disjoint_balanced_and_seeded():
 
 
 def test_every_attack_catches_a_memorising_target_with_shadow_thresholds(mnist_arrays):
+    """Shadows as the pipeline trains them (tempered.privacy.roles): pairs split the 400 candidates (200 members,
+    200 test digits) into complementary halves. A memorising target is caught by every attack, online LiRA
+    included; a target that never saw the members is not, and the permutation null says a blind attack does
+    as well on it (p > 0.05)."""
     from tempered.privacy.evaluation import Bootstrap, Logits, attack_target
+    from tempered.privacy.paired import best_threshold_accuracy, permutation_p_value
+    from tempered.privacy.roles import candidate_in
 
     x = torch.tensor(mnist_arrays["x_train"][:1000], dtype=torch.float32) / 255.0
     y = torch.tensor(mnist_arrays["y_train"][:1000], dtype=torch.int64)
     x_test = torch.tensor(mnist_arrays["x_test"][:200], dtype=torch.float32) / 255.0
     y_test = torch.tensor(mnist_arrays["y_test"][:200], dtype=torch.int64)
-    members, shadow_data = (x[:200], y[:200]), (x[200:], y[200:])
+    members = (x[:200], y[:200])
+    candidates = (torch.cat([members[0], x_test]), torch.cat([members[1], y_test]))
     target = _train_mlp(*members, epochs=300, seed=0)
     unrelated = _train_mlp(x[800:], y[800:], epochs=300, seed=0)  # never saw the members
-    shadows = [_train_mlp(shadow_data[0][200 * k:200 * (k + 1)], shadow_data[1][200 * k:200 * (k + 1)],
-                          epochs=300, seed=k + 1) for k in range(3)]
+    masks = np.stack([candidate_in(400, k, size=200, seed=0) for k in range(4)])
+    shadows = [_train_mlp(candidates[0][mask], candidates[1][mask], epochs=300, seed=k + 1)
+               for k, mask in enumerate(masks)]
     boot = Bootstrap(n_boot=20, level=0.95, seed=0)
     with torch.no_grad():
-        shadow_in = Logits(shadows[0](shadow_data[0][:200]), shadow_data[1][:200])
-        shadow_out = Logits(shadows[0](shadow_data[0][200:400]), shadow_data[1][200:400])  # shadow 0 never saw these
+        # The threshold attacks' data: each shadow's IN candidates against its OUT ones, pooled.
+        shadow_in = Logits(torch.cat([s(candidates[0][m]) for s, m in zip(shadows, masks, strict=True)]),
+                           torch.cat([candidates[1][m] for m in masks]))
+        shadow_out = Logits(torch.cat([s(candidates[0][~m]) for s, m in zip(shadows, masks, strict=True)]),
+                            torch.cat([candidates[1][~m] for m in masks]))
         on_members = [s(members[0]) for s in shadows]
         on_nonmembers = [s(x_test) for s in shadows]
         results, table = attack_target(Logits(target(members[0]), members[1]), Logits(target(x_test), y_test),
-                                       shadow_in, shadow_out, on_members, on_nonmembers, boot)
-        blind, _ = attack_target(Logits(unrelated(members[0]), members[1]), Logits(unrelated(x_test), y_test),
-                                 shadow_in, shadow_out, on_members, on_nonmembers, boot)
+                                       shadow_in, shadow_out, on_members, on_nonmembers, boot, masks)
+        blind, blind_table = attack_target(Logits(unrelated(members[0]), members[1]),
+                                           Logits(unrelated(x_test), y_test), shadow_in, shadow_out, on_members,
+                                           on_nonmembers, boot, masks)
     assert len(table) == 400 and table["member"].sum() == 200
     assert results["loss"]["accuracy"] > 0.65 and results["confidence"]["accuracy"] > 0.65
-    assert results["lira_offline"]["auroc"] > 0.8
-    assert 0.35 < blind["lira_offline"]["auroc"] < 0.65 and blind["loss"]["accuracy"] < 0.6
+    assert results["lira_offline"]["auroc"] > 0.8 and results["lira_online"]["auroc"] > 0.8
+    for attack in ("lira_offline", "lira_online"):
+        assert 0.35 < blind[attack]["auroc"] < 0.65, (attack, blind[attack])
+        scores_ = blind_table[attack].to_numpy()
+        member = blind_table["member"].to_numpy(bool)
+        assert permutation_p_value(best_threshold_accuracy, scores_[member], scores_[~member], 200, 0) > 0.05
+    assert blind["loss"]["accuracy"] < 0.6

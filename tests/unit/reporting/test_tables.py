@@ -322,8 +322,8 @@ def test_song_et_al_s_pair_is_compared_within_fashion_mnist_and_never_with_the_m
     assert "| mi1000_song_fmnist_pgd | fashion_mnist | 1000 |" in text and "| mi1000_cnn | mnist | 1000 |" in text
     words = membership_report.findings(summary, "cnn", [], None)
     assert "Song et al. 2019's setting (Fashion-MNIST CNNs)" in words
-    assert "the PGD-trained song_fmnist_pgd minus song_fmnist: LiRA AUROC +0.0300 [" in words
-    assert "Temperature scaling changed song_fmnist_pgd's LiRA AUROC by -0.0100 [-0.0100, -0.0100]" in words
+    assert "the PGD-trained song_fmnist_pgd minus song_fmnist: offline LiRA AUROC +0.0300 [" in words
+    assert "Temperature scaling changed song_fmnist_pgd's offline LiRA AUROC by -0.0100 [-0.0100, -0.0100]" in words
 
 
 def test_the_distillation_table():

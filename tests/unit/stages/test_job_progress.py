@@ -70,23 +70,26 @@ def test_membership_jobs_show_their_sets_and_variants_on_stderr(tiny_job, capsys
     from tempered.stages.membership.steps import attack_step, shadow_step
 
     overlay = tiny_job / "tiny.yaml"
-    overlay.write_text("membership: {train_sizes: [200], models: [cnn], distilled: false, n_shadows: 1, n_eval: 8,\n"
+    overlay.write_text("membership: {train_sizes: [200], models: [cnn], distilled: false, n_shadows: 2, n_eval: 8,\n"
                        "  adversarial_input: {mnist: {eps: 0.3, alpha: 0.1, steps: 2, random_start: true}},\n"
                        "  bootstrap: {n_boot: 5, level: 0.95, seed: 0}}\n")
     config = [str(REPO_ROOT / "config.yaml"), str(overlay)]
     index = np.arange(40)
-    write_arrays(tiny_job / "shadow_roles.npz", {"shadow_members": index[:8], "shadow_out": index[8:16],
-                                                 "calibration": index[16:40]})
+    for k, mine in enumerate((np.arange(16) < 8, np.arange(16) >= 8)):  # a pair: complementary halves
+        write_arrays(tiny_job / f"shadow_roles{k}.npz", {"shadow_members": index[:8], "shadow_out": index[8:16],
+                                                         "calibration": index[16:40], "candidate_in": mine})
     write_arrays(tiny_job / "target_roles.npz", {"members": index[:8], "nonmembers": index[:8],
                                                  "calibration": index[8:40]})
-    shadow_step(config, "mi200_cnn_shadow0", tiny_job / "model.pt", tiny_job / "mnist.npz",
-                tiny_job / "shadow_roles.npz", tiny_job / "target_roles.npz", tiny_job / "shadow.npz")
-    err = capsys.readouterr().err
-    assert "shadow mi200_cnn_shadow0:" in err and "2/2 [" in err and "PGD:" in err, err
-    assert len(read_arrays(tiny_job / "shadow.npz")["adv_members_logits"]) == 8
+    for k in (0, 1):
+        shadow_step(config, f"mi200_cnn_shadow{k}", tiny_job / "model.pt", tiny_job / "mnist.npz",
+                    tiny_job / f"shadow_roles{k}.npz", tiny_job / "target_roles.npz", tiny_job / f"shadow{k}.npz")
+        err = capsys.readouterr().err
+        assert f"shadow mi200_cnn_shadow{k}:" in err and "2/2 [" in err and "PGD:" in err, err
+    assert len(read_arrays(tiny_job / "shadow0.npz")["adv_members_logits"]) == 8
 
     attack_step(config, "mi200_cnn", tiny_job / "model.pt", tiny_job / "mnist.npz", tiny_job / "target_roles.npz",
-                [tiny_job / "shadow.npz"], tiny_job / "metrics.json", tiny_job / "scores", tiny_job / "roc.png")
+                [tiny_job / "shadow0.npz", tiny_job / "shadow1.npz"], tiny_job / "metrics.json", tiny_job / "scores",
+                tiny_job / "roc.png")
     err = capsys.readouterr().err
     assert "membership attacks on mi200_cnn:" in err and "3/3 [" in err and "variant/s]" in err, err
     assert "deployed" in json.loads((tiny_job / "metrics.json").read_text())["attacks"]

@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 
 VARIANTS = ("deployed", "temperature_scaled", "adversarial_input")
 SHADOW_ARRAYS = ("members_logits", "members_labels", "out_logits", "out_labels", "adv_members_logits",
-                 "adv_out_logits", "candidate_members_logits", "candidate_nonmembers_logits", "temperature")
+                 "adv_out_logits", "candidate_members_logits", "candidate_nonmembers_logits", "candidate_in",
+                 "temperature")
 
 
 def roles_step(config_files: Sequence[str], split_path: Path, size: int, shadow: int | None, out: Path) -> None:
@@ -106,16 +107,17 @@ def _fitted_temperature(model_name: str, logits: torch.Tensor, labels: torch.Ten
 
 def shadow_step(config_files: Sequence[str], model_name: str, checkpoint: Path, images_path: Path, roles_path: Path,
                 target_roles_path: Path, out: Path) -> None:
-    """Everything the attacker takes from one shadow: its logits on a sample of its members and on as many of its
-    non-members (plain and on PGD examples: per-class thresholds), its T fitted on the calibration digits, and
-    its logits on the targets' candidates (the OUT distribution of the offline likelihood-ratio attack)."""
+    """Everything the attacker takes from one shadow: its logits on its members and on as many of its non-members
+    (its IN and OUT candidates; plain and on PGD examples: per-class thresholds), its T fitted on the calibration
+    images, and its logits on the targets' candidates with which of them it trained on (candidate_in: the IN and
+    OUT distributions of the likelihood-ratio attack)."""
     config = step_config(config_files, "membership-shadow", model=model_name)
     device = resolve_device(config["compute"]["device"])
     mcfg = config.model(model_name)
     model, meta = load_model(mcfg, model_name, checkpoint)
     model.to(device)
     images = read_images(images_path)
-    roles = read_arrays(roles_path, required=("shadow_members", "shadow_out", "calibration"))
+    roles = read_arrays(roles_path, required=("shadow_members", "shadow_out", "calibration", "candidate_in"))
     candidates = read_arrays(target_roles_path, required=("members", "nonmembers"))
     arrays: dict[str, np.ndarray] = {}
     for name, role in tqdm((("members", "shadow_members"), ("out", "shadow_out")), desc=f"shadow {model_name}",
@@ -127,6 +129,10 @@ def shadow_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
     for name in ("members", "nonmembers"):
         x, _ = subset(images, candidates, name)
         arrays[f"candidate_{name}_logits"] = _logits(model, x, config, device).numpy()
+    arrays["candidate_in"] = roles["candidate_in"].astype(bool)
+    if len(arrays["candidate_in"]) != len(candidates["members"]) + len(candidates["nonmembers"]):
+        raise ArtifactError(f"{roles_path}: candidate_in covers {len(arrays['candidate_in'])} candidates, "
+                            f"{target_roles_path} has {len(candidates['members']) + len(candidates['nonmembers'])}")
     x, y = subset(images, roles, "calibration")
     temperature, not_fitted = _fitted_temperature(model_name, _logits(model, x, config, device), y, config)
     arrays["temperature"] = np.float64(temperature)  # NaN: no finite optimum, the reason beside it
@@ -143,7 +149,7 @@ def _read_shadows(paths: Sequence[Path], n_members: int, n_nonmembers: int) -> l
     shadows = [read_arrays(path, required=SHADOW_ARRAYS) for path in paths]
     for path, shadow in zip(paths, shadows, strict=True):
         got = (len(shadow["candidate_members_logits"]), len(shadow["candidate_nonmembers_logits"]))
-        if got != (n_members, n_nonmembers):
+        if got != (n_members, n_nonmembers) or len(shadow["candidate_in"]) != n_members + n_nonmembers:
             raise ArtifactError(f"shadow outputs {path} hold logits on {got[0]} members and {got[1]} non-members; "
                                 f"this target's roles have {n_members} and {n_nonmembers} (another target size?)")
     return shadows
@@ -244,6 +250,7 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
     temperature, not_fitted = _fitted_temperature(model_name, logits["calibration"], sets["calibration"][1], config)
     members, nonmembers = (Logits(logits[n], sets[n][1]) for n in ("members", "nonmembers"))
     shadows = _read_shadows(shadow_paths, len(members.labels), len(nonmembers.labels))
+    candidate_in = np.stack([s["candidate_in"].astype(bool) for s in shadows])  # shadows x candidates
     skipped = {"temperature_scaled": _unscalable(not_fitted, shadow_paths, shadows)}
     skipped = {variant: why for variant, why in skipped.items() if why}
     boot = Bootstrap(**cfg["bootstrap"])
@@ -271,7 +278,7 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
             on = {n: [torch.from_numpy(s[f"candidate_{n}_logits"]) / (float(s["temperature"]) if scaled else 1.0)
                       for s in shadows] for n in ("members", "nonmembers")}
             results[variant], table = attack_target(t_in, t_out, shadow_in, shadow_out, on["members"],
-                                                    on["nonmembers"], boot)
+                                                    on["nonmembers"], boot, candidate_in)
             table = table.drop(columns=["member", "label"])
         for attack in table.columns:
             columns.setdefault(attack, {})[variant] = table[attack].to_numpy()

@@ -1,4 +1,5 @@
-# tempered: MNIST experiments on softmax temperature. Run: snakemake --cores all [--configfile workflow/presets/<name>.yaml]
+# tempered: MNIST experiments on softmax temperature.
+# Run: snakemake --cores all [--configfile workflow/presets/<name>.yaml]
 from snakemake.utils import min_version
 
 min_version("9.0")

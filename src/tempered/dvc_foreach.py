@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tempered.model_grid import SHADOW_SUFFIX
+
 # A number wildcard is written after one of its labels: paths say seed0/size1000/shadow3, commands --seed 0.
 NUMBER_LABELS = {"seed": ("seed", "--seed "), "size": ("size", "--size "), "k": ("shadow", "--shadow ")}
 SOURCE_PREFIX = "src/"
@@ -56,8 +58,10 @@ def placeholder(field: str) -> str:
 
 def _word(value: str) -> re.Pattern[str]:
     """`value` where it stands as a whole word, or as the stem of a name built on it: a membership target's own
-    shadows are <target>_shadow<k> (tempered.model_grid), so its attack's list of shadows is one template."""
-    return re.compile(r"(?<![A-Za-z0-9_])" + re.escape(value) + r"(?=_shadow[0-9]|(?![A-Za-z0-9_]))")
+    shadows are <target>_shadow<k> (tempered.model_grid.SHADOW_SUFFIX), so its attack's list of shadows is one
+    template."""
+    return re.compile(r"(?<![A-Za-z0-9_])" + re.escape(value)
+                      + f"(?={re.escape(SHADOW_SUFFIX)}[0-9]|(?![A-Za-z0-9_]))")
 
 
 def _labeled_number(name: str, value: str) -> re.Pattern[str]:

@@ -27,6 +27,10 @@ from tempered.config import ConfigError
 # A temperature's part of a name: digits, with 'p' for the point. The check is on the names this module builds
 # (a wildcard value and a path segment must not hold '-', '+' or 'e'), not a parser: nothing reads a name back.
 _TAG = re.compile(r"^[0-9]+(?:p[0-9]+)?$")
+# A shadow's name: `shadow3` (shared recipe) or its recipe's name plus SHADOW_SUFFIX and k (`cnn_shadow3`);
+# tempered.dvc_foreach writes templates around the suffix.
+_SHADOW = "shadow"
+SHADOW_SUFFIX = f"_{_SHADOW}"
 
 
 def temperature_tag(temperature: float) -> str:
@@ -57,9 +61,9 @@ class ModelId:
         """The name without the membership size: the model a target copies (`cnn_pgd`, `student_T20`), a shadow
         of that recipe (`student_T20_shadow3`), or a shared shadow (`shadow3`)."""
         if self.shared:
-            return f"shadow{self.shadow}"
+            return f"{_SHADOW}{self.shadow}"
         recipe = self.family if self.role is None else f"{self.role}_T{temperature_tag(self.temperature)}"
-        return recipe if self.shadow is None else f"{recipe}_shadow{self.shadow}"
+        return recipe if self.shadow is None else f"{recipe}{SHADOW_SUFFIX}{self.shadow}"
 
     @property
     def is_membership(self) -> bool:

@@ -97,9 +97,9 @@ def reference_seconds(table_csv: Path) -> dict[str, float]:
 
 
 def training_set_size(config: Mapping[str, Any], model: str) -> int:
-    settings = model_config(config, model)
-    if settings["train_set"] in ("target", "shadow_in"):
-        size = model_id(config, model).size
+    settings, mid = model_config(config, model), model_id(config, model)
+    if mid.is_membership:  # a target or shadow trains on its roles: its size's
+        size = mid.size
     elif settings["train_set"] in ("p1", "p2"):
         size = MNIST_TRAIN_SIZE // 2
     elif settings["train_set"] == "train":

@@ -16,6 +16,9 @@ from tempered.privacy import lira, scores
 from tempered.privacy.metrics import advantage, decision_accuracy, score_metrics, tpr_at_fpr
 from tempered.privacy.thresholds import best_threshold, fit_class_thresholds, predict_members
 
+# One torch thread (tests/conftest.py): tiny models, trained beside the smoke builds without oversubscribing.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_modified_entropy_by_hand():
     p = torch.tensor([[0.7, 0.2, 0.1]], dtype=torch.float64)

@@ -9,6 +9,9 @@ from tempered.models import build_model
 from tempered.training.inference import classification_metrics, predict_logits
 from tempered.training.methods import train_classifier
 
+# One torch thread (tests/conftest.py): small CNNs trained beside the smoke builds without oversubscribing the cores.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.fixture(scope="module")
 def small_data(mnist_arrays):

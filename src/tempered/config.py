@@ -25,6 +25,11 @@ SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 PRESETS_DIR = REPO_ROOT / "workflow" / "presets"
 MNIST_TRAIN_SIZE = 60_000
 
+
+def settings_dataset(settings: Mapping[str, Any]) -> str:
+    """The dataset a model's settings train it on (models.<name>.dataset): mnist where the key is unset."""
+    return settings.get("dataset", "mnist")
+
 # The training methods a model names (models.<name>.method, an enum in the schema), each with the settings section
 # it requires and no other method takes; convex_lbfgs's settings are its optimizer (name lbfgs).
 METHOD_SECTIONS = {"cross_entropy": None, "learned_confidence": "learned_confidence", "madry_pgd": "pgd_training",
@@ -179,7 +184,7 @@ def _method_problems(name: str, mcfg: Mapping[str, Any]) -> list[str]:
     if mcfg["architecture"] == "song_cnn" and mcfg["dropout"] != 0:
         problems.append(f"models.{name}.dropout: song_cnn has no dropout (Song et al. 2019's model), got "
                         f"{mcfg['dropout']:g}")
-    if mcfg.get("dataset", "mnist") != "mnist" and mcfg.get("enabled", True):
+    if settings_dataset(mcfg) != "mnist" and mcfg.get("enabled", True):
         problems.append(f"models.{name}.dataset: {mcfg['dataset']} models train only as membership-inference "
                         "targets (the other stages evaluate on MNIST); set enabled: false and list it under "
                         "membership.models")

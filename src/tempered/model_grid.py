@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tempered.config import ConfigError
+from tempered.config import ConfigError, settings_dataset
 
 # A temperature's part of a name: digits, with 'p' for the point. The check is on the names this module builds
 # (a wildcard value and a path segment must not hold '-', '+' or 'e'), not a parser: nothing reads a name back.
@@ -139,7 +139,7 @@ def membership_target_ids(config: Mapping[str, Any]) -> list[ModelId]:
 
 def family_dataset(config: Mapping[str, Any], family: str) -> str:
     """The dataset a family's models train and are evaluated on (models.<family>.dataset; mnist if unset)."""
-    return config["models"][family].get("dataset", "mnist")
+    return settings_dataset(config["models"][family])
 
 
 def shadows_of(config: Mapping[str, Any], target: ModelId) -> list[ModelId]:

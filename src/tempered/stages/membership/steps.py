@@ -35,6 +35,7 @@ from tempered.artifacts import (
 )
 from tempered.attacks.pgd import PGD
 from tempered.calibration.temperature_scaling import NoFiniteOptimum, calibration_metrics, fit_temperature
+from tempered.config import settings_dataset
 from tempered.data.arrays import read_images, subset
 from tempered.device import resolve_device
 from tempered.models import ClassLogits
@@ -74,10 +75,6 @@ def _logits(model, x: torch.Tensor, config: dict, device: torch.device) -> torch
     return predict_logits(model, x, config["evaluation"]["batch_size"], device)
 
 
-def _dataset(mcfg: dict) -> str:
-    return mcfg.get("dataset", "mnist")  # tempered.model_grid.family_dataset: models.<family>.dataset
-
-
 def _adversarial_logits(model, x: torch.Tensor, y: torch.Tensor, config: dict, dataset: str,
                         device: torch.device) -> torch.Tensor:
     """Song et al. 2019: logits of each candidate's PGD example (the attacker's eps for this dataset, untargeted,
@@ -114,6 +111,7 @@ def shadow_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
     config = step_config(config_files, "membership-shadow", model=model_name)
     device = resolve_device(config["compute"]["device"])
     mcfg = config.model(model_name)
+    dataset = settings_dataset(mcfg)
     model, meta = load_model(mcfg, model_name, checkpoint)
     model.to(device)
     images = read_images(images_path)
@@ -125,7 +123,7 @@ def shadow_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
         x, y = subset(images, roles, role)
         arrays[f"{name}_logits"] = _logits(model, x, config, device).numpy()
         arrays[f"{name}_labels"] = y.numpy()
-        arrays[f"adv_{name}_logits"] = _adversarial_logits(model, x, y, config, _dataset(mcfg), device).numpy()
+        arrays[f"adv_{name}_logits"] = _adversarial_logits(model, x, y, config, dataset, device).numpy()
     for name in ("members", "nonmembers"):
         x, _ = subset(images, candidates, name)
         arrays[f"candidate_{name}_logits"] = _logits(model, x, config, device).numpy()
@@ -169,7 +167,7 @@ def _target_summary(members: Logits, nonmembers: Logits, temperature: float, mcf
     """What leakage is compared with: the generalization gap and calibration (on the non-members)."""
     train_acc = _accuracy(members)
     before = calibration_metrics(nonmembers.logits, nonmembers.labels, 1.0, n_bins)
-    summary = {"dataset": _dataset(mcfg), "train_size": size, "training_temperature": mcfg["temperature"],
+    summary = {"dataset": settings_dataset(mcfg), "train_size": size, "training_temperature": mcfg["temperature"],
                "robust_training": mcfg["method"] in ("madry_pgd", "szegedy_pools"),
                "train_accuracy": train_acc, "test_accuracy": before["accuracy"],
                "generalization_gap": train_acc - before["accuracy"], "ece": before["ece"], "nll": before["nll"]}
@@ -240,6 +238,7 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
     if not target.is_target:
         raise ArtifactError(f"{model_name!r} is not a membership target (mi<size>_<model>)")
     mcfg = config.model(model_name)
+    dataset = settings_dataset(mcfg)
     device = resolve_device(config["compute"]["device"])
     model, meta = load_model(mcfg, model_name, checkpoint)
     model.to(device)
@@ -263,7 +262,7 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
             log.warning("%s: variant %s skipped: %s", model_name, variant, skipped[variant])
             continue
         if variant == "adversarial_input":
-            t_in, t_out = (Logits(_adversarial_logits(model, *sets[n], config, _dataset(mcfg), device), sets[n][1])
+            t_in, t_out = (Logits(_adversarial_logits(model, *sets[n], config, dataset, device), sets[n][1])
                            for n in ("members", "nonmembers"))
             robustness = _robustness(t_in, t_out)
         else:
@@ -289,7 +288,7 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
         "model": model_name, "inner_model": target.inner, "seed": meta["provenance"]["seed"],
         "target": {**_target_summary(members, nonmembers, temperature, mcfg, target.size,
                                      config["calibration"]["n_bins"]), **robustness},
-        "robustness_attack": {"attack": "pgd", **cfg["adversarial_input"][_dataset(mcfg)]},
+        "robustness_attack": {"attack": "pgd", **cfg["adversarial_input"][dataset]},
         "attacks": results,
         "temperature_scaling_change": _temperature_scaling_changes(columns, len(members.labels), boot),
         "best_threshold_accuracy_p_value": _permutation_nulls(columns, len(members.labels), boot),

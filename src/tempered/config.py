@@ -30,6 +30,12 @@ def settings_dataset(settings: Mapping[str, Any]) -> str:
     """The dataset a model's settings train it on (models.<name>.dataset): mnist where the key is unset."""
     return settings.get("dataset", "mnist")
 
+
+def shadow_models(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """membership.shadow_model as a tuple: one model name, or one per dataset."""
+    names = config["membership"]["shadow_model"]
+    return (names,) if isinstance(names, str) else tuple(names)
+
 # The training methods a model names (models.<name>.method, an enum in the schema), each with the settings section
 # it requires and no other method takes; convex_lbfgs's settings are its optimizer (name lbfgs).
 METHOD_SECTIONS = {"cross_entropy": None, "learned_confidence": "learned_confidence", "madry_pgd": "pgd_training",
@@ -212,8 +218,15 @@ def _check_membership(config: Mapping[str, Any], source: str) -> None:
     cfg = config["membership"]
     problems = [f"membership.models: {name!r} is not a model defined under 'models'"
                 for name in cfg["models"] if name not in config["models"]]
-    if cfg["shadow_model"] not in config["models"]:
-        problems.append(f"membership.shadow_model: {cfg['shadow_model']!r} is not a model defined under 'models'")
+    problems += [f"membership.shadow_model: {name!r} is not a model defined under 'models'"
+                 for name in shadow_models(config) if name not in config["models"]]
+    by_dataset: dict[str, list[str]] = {}
+    for name in shadow_models(config):
+        if name in config["models"]:
+            by_dataset.setdefault(settings_dataset(config["models"][name]), []).append(name)
+    problems += [f"membership.shadow_model: {', '.join(names)} all learn {dataset}; give at most one model per "
+                 "dataset (a target's attacker uses the one on its dataset)"
+                 for dataset, names in by_dataset.items() if len(names) > 1]
     problems += [f"membership.song2019_models.{kind}: {name!r} is not a model defined under 'models'"
                  for kind, name in cfg["song2019_models"].items() if name not in config["models"]]
     largest = MNIST_TRAIN_SIZE // 2 - cfg["n_eval"]

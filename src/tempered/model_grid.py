@@ -7,8 +7,9 @@ code that needs a model's T, role, size or shadow looks the name up in `model_gr
 
 Names: `cnn` (a family), `teacher_T20` / `student_T0p5` (the grid; '.' -> 'p'), `mi2500_cnn_pgd` /
 `mi2500_student_T20` (a membership target of size 2500 copying that model), and the attacker's shadows of that
-size: `mi2500_student_T20_shadow3` (shadow 3 of the target's own recipe, membership.shadow_recipe: target) or
-`mi2500_shadow3` (shadow 3 of one recipe for every target, membership.shadow_model's: shadow_recipe: shadow_model).
+size, named by the recipe they are trained like: `mi2500_student_T20_shadow3` (shadow 3 of the target's own recipe,
+membership.shadow_recipe: target) or `mi2500_cnn_shadow3` (of membership.shadow_model's recipe, shared by every
+target on its dataset: shadow_recipe shadow_model). Equal recipes give equal names, so they train once.
 """
 
 from __future__ import annotations
@@ -22,15 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tempered.config import ConfigError, settings_dataset
+from tempered.config import ConfigError, settings_dataset, shadow_models
 
 # A temperature's part of a name: digits, with 'p' for the point. The check is on the names this module builds
 # (a wildcard value and a path segment must not hold '-', '+' or 'e'), not a parser: nothing reads a name back.
 _TAG = re.compile(r"^[0-9]+(?:p[0-9]+)?$")
-# A shadow's name: `shadow3` (shared recipe) or its recipe's name plus SHADOW_SUFFIX and k (`cnn_shadow3`);
-# tempered.dvc_foreach writes templates around the suffix.
-_SHADOW = "shadow"
-SHADOW_SUFFIX = f"_{_SHADOW}"
+# A shadow's name: its recipe's name plus SHADOW_SUFFIX and k (`cnn_shadow3`); tempered.dvc_foreach writes templates
+# around the suffix.
+SHADOW_SUFFIX = "_shadow"
 
 
 def temperature_tag(temperature: float) -> str:
@@ -40,15 +40,13 @@ def temperature_tag(temperature: float) -> str:
 @dataclass(frozen=True)
 class ModelId:
     """One model's dimensions. `role` and `temperature` are set together (the distillation grid); `size` for a
-    membership target or shadow, `shadow` (its index k) for a shadow only; `shared` for a shadow of the one recipe
-    every target's attacker uses (membership.shadow_model), which its name does not spell out."""
+    membership target or shadow, `shadow` (its index k) for a shadow only."""
 
     family: str
     role: str | None = None
     temperature: float | None = None
     size: int | None = None
     shadow: int | None = None
-    shared: bool = False
 
     @property
     def name(self) -> str:
@@ -58,10 +56,8 @@ class ModelId:
 
     @property
     def inner(self) -> str:
-        """The name without the membership size: the model a target copies (`cnn_pgd`, `student_T20`), a shadow
-        of that recipe (`student_T20_shadow3`), or a shared shadow (`shadow3`)."""
-        if self.shared:
-            return f"{_SHADOW}{self.shadow}"
+        """The name without the membership size: the model a target copies (`cnn_pgd`, `student_T20`) or a shadow
+        of that recipe (`student_T20_shadow3`)."""
         recipe = self.family if self.role is None else f"{self.role}_T{temperature_tag(self.temperature)}"
         return recipe if self.shadow is None else f"{recipe}{SHADOW_SUFFIX}{self.shadow}"
 
@@ -142,15 +138,21 @@ def family_dataset(config: Mapping[str, Any], family: str) -> str:
     return settings_dataset(config["models"][family])
 
 
+def shared_shadow_model(config: Mapping[str, Any], dataset: str) -> str | None:
+    """The entry of membership.shadow_model that learns `dataset`, if any."""
+    return next((name for name in shadow_models(config) if family_dataset(config, name) == dataset), None)
+
+
 def shadows_of(config: Mapping[str, Any], target: ModelId) -> list[ModelId]:
     """The shadows whose outputs the attacker of `target` uses: trained like the target (same family, T, role and
     method; Carlini et al. 2022's likelihood-ratio attack assumes it) or, with membership.shadow_recipe
-    shadow_model, like one model for every target (an attacker who knows neither T nor PGD training). A shared
-    shadow learns shadow_model's dataset, so a target on another dataset (Fashion-MNIST) keeps shadows like it."""
+    shadow_model, like the membership.shadow_model entry on the target's dataset, the same for every target there
+    (an attacker who knows neither T nor PGD training). A target on a dataset no entry learns keeps shadows like
+    itself."""
     cfg = config["membership"]
-    shared = family_dataset(config, cfg["shadow_model"]) == family_dataset(config, target.family)
-    if cfg["shadow_recipe"] == "shadow_model" and shared:
-        return [ModelId(cfg["shadow_model"], size=target.size, shadow=k, shared=True) for k in range(cfg["n_shadows"])]
+    shared = shared_shadow_model(config, family_dataset(config, target.family))
+    if cfg["shadow_recipe"] == "shadow_model" and shared is not None:
+        return [ModelId(shared, size=target.size, shadow=k) for k in range(cfg["n_shadows"])]
     return [dataclasses.replace(target, shadow=k) for k in range(cfg["n_shadows"])]
 
 
@@ -179,7 +181,7 @@ def _grid_key(config: Mapping[str, Any]) -> tuple:
     d, m = config["distillation"], config["membership"]
     families = tuple((name, family_dataset(config, name)) for name in config["models"])
     return (families, d["base_model"], tuple(d["temperatures"]), tuple(m["models"]),
-            m["distilled"], tuple(m["train_sizes"]), m["n_shadows"], m["shadow_recipe"], m["shadow_model"])
+            m["distilled"], tuple(m["train_sizes"]), m["n_shadows"], m["shadow_recipe"], shadow_models(config))
 
 
 @functools.lru_cache(maxsize=16)
@@ -214,8 +216,9 @@ def describe_grid(config: Mapping[str, Any]) -> str:
             f"for T in distillation.temperatures ({temperatures}); mi<size>_<model> for size in "
             f"membership.train_sizes ({', '.join(map(str, cfg['train_sizes']))}) and model in membership.models "
             f"({', '.join(membership_model_names(config))}); their shadows for k below membership.n_shadows "
-            f"({cfg['n_shadows']}): " + ("mi<size>_shadow<k>" if cfg["shadow_recipe"] == "shadow_model" else
-                                         "mi<size>_<model>_shadow<k>"))
+            f"({cfg['n_shadows']}): mi<size>_<model>_shadow<k>, <model> a target's own recipe or, with "
+            f"membership.shadow_recipe shadow_model, one of membership.shadow_model "
+            f"({', '.join(shadow_models(config))})")
 
 
 def model_id(config: Mapping[str, Any], name: str) -> ModelId:

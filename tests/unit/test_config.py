@@ -122,22 +122,22 @@ def test_membership_models_copy_their_model_on_their_own_training_set(repo_confi
     # shadow of shadow_model learns MNIST).
     fashion = [f"mi{size}_{m}_shadow{k}" for size in (1000, 5000) for m in ("song_fmnist", "song_fmnist_pgd")
                for k in (0, 1)]
-    assert sorted(membership_shadows(cfg)) == sorted(["mi1000_shadow0", "mi1000_shadow1", "mi5000_shadow0",
-                                                      "mi5000_shadow1", *fashion])
+    assert sorted(membership_shadows(cfg)) == sorted(["mi1000_cnn_shadow0", "mi1000_cnn_shadow1", "mi5000_cnn_shadow0",
+                                                      "mi5000_cnn_shadow1", *fashion])
     assert model_config(cfg, "mi1000_song_fmnist_pgd_shadow1")["dataset"] == "fashion_mnist"
     cnn = model_config(cfg, "mi1000_cnn")
     assert cnn == {**cfg["models"]["cnn"], "train_set": "target", "limit_train": None, "epochs": 7}
     assert model_config(cfg, "mi1000_cnn_pgd")["pgd_training"] == cfg["models"]["cnn_pgd"]["pgd_training"]
     student = model_config(cfg, f"mi1000_student_T{t}")
     assert student["teacher"] == f"mi1000_teacher_T{t}" and student["train_set"] == "target"
-    assert model_config(cfg, "mi5000_shadow1")["train_set"] == "shadow_in"
-    assert model_config_key(cfg, "mi5000_shadow1") == f"models.{cfg['membership']['shadow_model']}"
+    assert model_config(cfg, "mi5000_cnn_shadow1")["train_set"] == "shadow_in"
+    assert model_config_key(cfg, "mi5000_cnn_shadow1") == f"models.{cfg['membership']['shadow_model']}"
     # A shadow's settings are membership.shadow_model's entry, with membership.epochs: both in its training params.
-    shadow_keys = step_config_keys("train", cfg, model="mi1000_shadow0")
+    shadow_keys = step_config_keys("train", cfg, model="mi1000_cnn_shadow0")
     assert shadow_keys == [f"models.{cfg['membership']['shadow_model']}", "evaluation.limit_eval", "membership.epochs"]
     assert "membership.epochs" not in step_config_keys("train", cfg, model="cnn")
     # An unknown name is refused with the settings that define the names (nothing reads a name apart to say which).
-    for unknown in ("mi2000_cnn", "mi1000_shadow2", "mi1000_nope", "student_T3"):
+    for unknown in ("mi2000_cnn", "mi1000_cnn_shadow2", "mi1000_shadow0", "mi1000_nope", "student_T3"):
         with pytest.raises(ConfigError, match=f"unknown model '{unknown}'") as refused:
             model_config(cfg, unknown)
         for grid_key in ("membership.train_sizes (1000, 5000)", "membership.n_shadows (2)", "membership.models (cnn, ",

@@ -46,7 +46,8 @@ def test_the_dimensions_of_each_kind_of_model(grid_config):
     assert model_id(grid_config, "mi1000_cnn_pgd_shadow1") == ModelId("cnn_pgd", size=1000, shadow=1)
     assert model_id(grid_config, "mi1000_student_T20_shadow0") == ModelId(base, "student", 20.0, 1000, 0)
     grid_config["membership"]["shadow_recipe"] = "shadow_model"
-    assert model_id(grid_config, "mi1000_shadow1") == ModelId(shadow_family, size=1000, shadow=1, shared=True)
+    # A shared recipe's shadows are named by the recipe: the same models as that recipe's own shadows.
+    assert model_id(grid_config, f"mi1000_{shadow_family}_shadow1") == ModelId(shadow_family, size=1000, shadow=1)
 
 
 def test_shadows_trained_like_their_target(grid_config):
@@ -72,10 +73,10 @@ def test_one_shared_recipe_gives_every_target_the_same_shadows(grid_config):
     mnist = [t for t in membership_target_ids(grid_config) if family_dataset(grid_config, t.family) == "mnist"]
     assert len(mnist) > 1
     for target in mnist:
-        assert [s.name for s in shadows_of(grid_config, target)] == [f"mi{target.size}_shadow0",
-                                                                      f"mi{target.size}_shadow1"]
+        assert [s.name for s in shadows_of(grid_config, target)] == [f"mi{target.size}_cnn_shadow0",
+                                                                      f"mi{target.size}_cnn_shadow1"]
     assert [s for s in membership_shadows(grid_config) if "song" not in s] == [
-        "mi1000_shadow0", "mi1000_shadow1", "mi5000_shadow0", "mi5000_shadow1"]
+        "mi1000_cnn_shadow0", "mi1000_cnn_shadow1", "mi5000_cnn_shadow0", "mi5000_cnn_shadow1"]
 
 
 def test_a_target_on_another_dataset_keeps_shadows_like_it_under_the_shared_recipe(grid_config):
@@ -87,7 +88,28 @@ def test_a_target_on_another_dataset_keeps_shadows_like_it_under_the_shared_reci
     assert [s.name for s in shadows] == ["mi1000_song_fmnist_pgd_shadow0", "mi1000_song_fmnist_pgd_shadow1"]
     assert {model_dataset(grid_config, s.name) for s in shadows} == {"fashion_mnist"}
     assert model_config(grid_config, shadows[0].name)["pgd_training"]["eps"] == 0.1
-    assert model_dataset(grid_config, "mi1000_shadow0") == "mnist"  # the MNIST targets' shared shadows
+    assert model_dataset(grid_config, "mi1000_cnn_shadow0") == "mnist"  # the MNIST targets' shared shadows
+
+
+def test_one_shared_recipe_per_dataset(grid_config):
+    """shadow_model lists one model per dataset: each target's attacker uses the one on its dataset, so the
+    PGD-trained Fashion-MNIST target is attacked with shadows of the natural Fashion-MNIST recipe."""
+    grid_config["membership"].update(shadow_recipe="shadow_model", shadow_model=["cnn", "song_fmnist"],
+                                     models=["cnn", "cnn_pgd", "song_fmnist", "song_fmnist_pgd"])
+    validate_config(grid_config)
+    natural = [s.name for s in shadows_of(grid_config, model_id(grid_config, "mi1000_song_fmnist"))]
+    assert natural == ["mi1000_song_fmnist_shadow0", "mi1000_song_fmnist_shadow1"]
+    assert [s.name for s in shadows_of(grid_config, model_id(grid_config, "mi1000_song_fmnist_pgd"))] == natural
+    assert [s.name for s in shadows_of(grid_config, model_id(grid_config, "mi1000_cnn_pgd"))] == [
+        "mi1000_cnn_shadow0", "mi1000_cnn_shadow1"]
+    assert "pgd_training" not in model_config(grid_config, natural[0])
+    assert not any("pgd_shadow" in name for name in membership_shadows(grid_config))
+
+
+def test_two_shared_recipes_on_one_dataset_are_refused(grid_config):
+    grid_config["membership"]["shadow_model"] = ["cnn", "cnn_pgd"]
+    with pytest.raises(ConfigError, match=r"membership.shadow_model: cnn, cnn_pgd all learn mnist"):
+        validate_config(grid_config)
 
 
 def test_a_student_learns_from_the_teacher_at_its_own_place_in_the_grid(grid_config):
@@ -102,7 +124,7 @@ def test_what_each_model_trains_on_follows_from_its_dimensions(grid_config):
     assert training_data(grid_config, "mi5000_student_T20") == ("target", "5000")
     assert training_data(grid_config, "mi5000_student_T20_shadow1") == ("shadow", "5000", "1")
     grid_config["membership"]["shadow_recipe"] = "shadow_model"
-    assert training_data(grid_config, "mi5000_shadow1") == ("shadow", "5000", "1")
+    assert training_data(grid_config, "mi5000_cnn_shadow1") == ("shadow", "5000", "1")
 
 
 def test_an_entry_under_models_that_takes_a_grid_name_is_refused(grid_config):

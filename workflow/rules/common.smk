@@ -87,8 +87,8 @@ def code(step):
 MODELS = all_model_names(config)
 TEACHERS = distilled_names(config, "teacher")
 STUDENTS = distilled_names(config, "student")
-# Membership inference (rules/membership.smk): targets mi<size>_<model> and their shadows (mi<size>_<model>_shadow<k>,
-# or mi<size>_shadow<k> of one shared recipe) train with the rules of train.smk, on their roles, not the split.
+# Membership inference (rules/membership.smk): targets mi<size>_<model> and their shadows mi<size>_<recipe>_shadow<k>
+# (the target's own recipe or a shared one) train with the rules of train.smk, on their roles, not the split.
 MI_TARGETS = membership_targets(config)
 MI_SHADOWS = membership_shadows(config)
 TRAINED = trained_model_names(config)

@@ -257,15 +257,16 @@ def _paired_markdown(paired: pd.DataFrame, frame: pd.DataFrame, order: Sequence[
             "attack on these scores does as well.", "", *markdown_table(header, rows)]
 
 
-def shadows_sentence(shadow_recipe: str, shadow_model: str, n_shadows: int) -> str:
+def shadows_sentence(shadow_recipe: str, shadow_models: Sequence[str], n_shadows: int) -> str:
     """Whom the attacker's shadows imitate (membership.shadow_recipe), said once above the tables."""
     if shadow_recipe == "target":
         return (f"The attacker of each target has {n_shadows} shadows trained like it (same family, T, distillation "
                 "and PGD training; membership.shadow_recipe: target).")
-    return (f"The attacker of every target has the same {n_shadows} shadows, trained like {shadow_model} "
-            "(membership.shadow_recipe: shadow_model): it knows neither the target's T nor its PGD training, so "
-            "offline LiRA is mis-calibrated against targets whose logits are scaled otherwise. Targets on another "
-            f"dataset than {shadow_model}'s have {n_shadows} shadows trained like each of them.")
+    return (f"The attacker of every target on one dataset has the same {n_shadows} shadows, trained like "
+            f"{' or '.join(shadow_models)} (membership.shadow_recipe: shadow_model, the one on the target's dataset): "
+            "it knows neither the target's T nor its PGD training, so offline LiRA is mis-calibrated against targets "
+            "whose logits are scaled otherwise. Targets on a dataset none of these learns have "
+            f"{n_shadows} shadows trained like each of them.")
 
 
 def markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None, versus: Mapping[str, Any] | None = None,

@@ -35,7 +35,7 @@ from tempered.artifacts import (
 )
 from tempered.attacks.pgd import PGD
 from tempered.calibration.temperature_scaling import NoFiniteOptimum, calibration_metrics, fit_temperature
-from tempered.config import settings_dataset
+from tempered.config import settings_dataset, shadow_models
 from tempered.data.arrays import read_images, subset
 from tempered.device import resolve_device
 from tempered.models import ClassLogits
@@ -338,7 +338,7 @@ def report_step(config_files: Sequence[str], metrics_paths: Sequence[Path], tabl
                              not_measured=("targets.*.target.fitted_temperature", "targets.*.target.ece_scaled"))
     write_table(table_path, frame)
     write_table(paired_table_path, paired)
-    shadows = shadows_sentence(cfg["shadow_recipe"], cfg["shadow_model"], cfg["n_shadows"])
+    shadows = shadows_sentence(cfg["shadow_recipe"], shadow_models(config), cfg["n_shadows"])
     write_bytes(markdown_path, markdown(frame, paired, record.get("versus_base"), shadows).encode())
     write_metrics(summary_path, record)
     distilled = {m.name: m for m in membership_target_ids(config) if m.is_distilled}
@@ -360,7 +360,7 @@ def register(add_step) -> None:
     p = add_step("membership-shadow", lambda a: shadow_step(a.config, a.model, Path(a.checkpoint), Path(a.images),
                                                             Path(a.roles), Path(a.target_roles), Path(a.out)),
                  "a shadow model's logits, PGD logits and fitted T, for the attacker")
-    p.add_argument("--model", required=True, help="mi<size>_shadow<k>")
+    p.add_argument("--model", required=True, help="mi<size>_<recipe>_shadow<k>")
     for name in ("checkpoint", "images", "roles", "target-roles", "out"):
         p.add_argument(f"--{name}", required=True)
 

@@ -92,7 +92,7 @@ def test_derived_models_train_by_the_method_of_the_model_they_copy(repo_config):
     assert model_config(config, f"mi{size}_confidence")["method"] == "learned_confidence"
     assert model_config(config, f"mi{size}_confidence_shadow0")["method"] == "learned_confidence"  # like its target
     config["membership"]["shadow_recipe"] = "shadow_model"
-    assert model_config(config, f"mi{size}_shadow0")["method"] == "madry_pgd"
+    assert model_config(config, f"mi{size}_cnn_pgd_shadow0")["method"] == "madry_pgd"
     validate_config(config)
 
 

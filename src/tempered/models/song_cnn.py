@@ -6,9 +6,10 @@ Six 3x3 convolutions with 'same' padding and ReLU: 16w, 16w, 16w (stride 2), 32w
 fully connected layer of 200 ReLU units and the 10 logits; w is `width` (the paper's width_num, 16). No pooling
 and no dropout. Padding is one pixel on every side; TensorFlow's 'same' pads a stride-2 layer on the bottom and
 right only, so our stride-2 layers sample the grid one pixel up and left of theirs (same output sizes).
-Convolution weights start He-normal over the fan-out (std sqrt(2 / (3 * 3 * out_channels))), as the authors'
-code draws them; fully connected weights start uniform with unit scaling (the authors'
-uniform_unit_scaling_initializer: bound sqrt(3 / fan_in)); biases start at zero.
+The convolutions have no bias (the authors' `_conv` is a bare conv2d). Convolution weights start He-normal over the
+fan-out (std sqrt(2 / (3 * 3 * out_channels))), as the authors' code draws them; fully connected weights start
+uniform with unit scaling (the authors' uniform_unit_scaling_initializer: bound sqrt(3 / fan_in)); their biases
+start at zero.
 
 `weight_decay` is the authors' L2 term, lambda / 2 * sum(w^2) over the convolution and fully connected weights
 (biases excluded), per sample of the mean loss this project minimises: the authors add 2e-4 times it to the
@@ -29,7 +30,6 @@ HIDDEN = 200
 def _init(module: nn.Module) -> None:
     if isinstance(module, nn.Conv2d):
         nn.init.normal_(module.weight, std=math.sqrt(2.0 / (KERNEL * KERNEL * module.out_channels)))
-        nn.init.zeros_(module.bias)
     elif isinstance(module, nn.Linear):
         bound = math.sqrt(3.0 / module.in_features)
         nn.init.uniform_(module.weight, -bound, bound)
@@ -47,7 +47,7 @@ class SongCNN(nn.Module):
         layers: list[nn.Module] = []
         channels = 1
         for out, stride in ((narrow, 1), (narrow, 1), (narrow, 2), (wide, 1), (wide, 1), (wide, 2)):
-            layers += [nn.Conv2d(channels, out, KERNEL, stride=stride, padding=1), nn.ReLU()]
+            layers += [nn.Conv2d(channels, out, KERNEL, stride=stride, padding=1, bias=False), nn.ReLU()]
             channels = out
         self.features = nn.Sequential(*layers)
         self.penultimate = nn.Sequential(nn.Flatten(), nn.Linear(wide * 7 * 7, HIDDEN), nn.ReLU())

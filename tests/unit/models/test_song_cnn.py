@@ -22,13 +22,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def conv(cin: int, cout: int) -> int:
-    return 3 * 3 * cin * cout + cout
+    return 3 * 3 * cin * cout  # no bias: the authors' _conv is a bare conv2d
 
 
 @pytest.mark.parametrize("width", [1, 16])
 def test_the_authors_layers_at_any_width(width):
     """Six 3x3 convolutions (16w, 16w, 16w/2, 32w, 32w, 32w/2), fc200, fc10: the parameters of the authors'
-    model (width_num 16: 5.4M), and 28x28 -> 7x7 by the two stride-2 layers."""
+    model (width_num 16: 5.4M; convolutions without bias), and 28x28 -> 7x7 by the two stride-2 layers."""
     n, w = 16 * width, 32 * width
     expected = (conv(1, n) + 2 * conv(n, n) + conv(n, w) + 2 * conv(w, w) + (w * 7 * 7 * 200 + 200)
                 + (200 * 10 + 10))
@@ -55,7 +55,8 @@ def test_initial_weights_follow_the_authors_scales():
     assert wide.weight.std().item() == pytest.approx(math.sqrt(2 / (9 * 128)), rel=0.05)
     fc = model.penultimate[1]
     assert fc.weight.abs().max().item() <= math.sqrt(3 / fc.in_features)
-    assert all(m.bias.abs().sum() == 0 for m in model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear))
+    assert all(m.bias.abs().sum() == 0 for m in model.modules() if isinstance(m, torch.nn.Linear))
+    assert all(m.bias is None for m in model.modules() if isinstance(m, torch.nn.Conv2d))
 
 
 def test_config_refuses_dropout_and_an_enabled_fashion_model(repo_config):

@@ -59,7 +59,8 @@ CAVEATS = {
     "cw/art": "binary search over c like ours (binary_search_steps, initial_const), but each of max_iter steps is "
               "gradient descent with a line search (max_halving=5, max_doubling=5), not Adam; no early abort.",
     "cw/foolbox": "binary search and Adam like ours (binary_search_steps, steps, stepsize, initial_const, "
-                  "confidence, abort_early): the same algorithm (Carlini's l2_attack.py); its abort is per batch.",
+                  "confidence, abort_early): the same algorithm (Carlini's l2_attack.py), but its abort is per batch "
+                  "(ours per sample, as l2_attack.py at batch size 1), so outputs differ where one sample stalls.",
 }
 
 

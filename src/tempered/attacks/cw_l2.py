@@ -11,7 +11,10 @@ on the LOGITS Z, never on the softmax, which is why distillation does not mask i
 per-sample binary search over c (section V-A) keeps the smallest c that still succeeds, and the smallest-L2
 successful x' met anywhere in the search is returned. Defaults follow the reference code (carlini/
 nn_robust_attacks, l2_attack.py): Adam lr 1e-2, kappa 0, c from 1e-3, 9 binary-search steps, abort early when
-the loss stalls; max_iterations is 1000 here (the reference has 10000, a cost ten times larger).
+the loss stalls; max_iterations is 1000 here (the reference has 10000, a cost ten times larger). The early
+abort is per sample, as the reference's CarliniL2 does at its default batch_size of 1: a sample whose own loss
+has stalled stops, and the batch goes on with the others only, so one sample's result does not depend on
+which samples share its batch.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ class CarliniWagnerL2(Attack):
         and succeeded with 1000).
     binary_search_steps: the search over c; with 10 or more, the last step repeats at the upper bound, as in
         the reference code.
-    abort_early: end a binary-search step when the batch loss has not fallen by 0.01% over a tenth of
-        max_iterations (the reference's rule, taken over the whole batch like the reference).
+    abort_early: end a binary-search step for a sample when its loss has not fallen by 0.01% over a tenth of
+        max_iterations (the reference's rule, per sample as at its default batch size of 1).
     initial_const: the first c, multiplied by 10 until a success bounds it, then bisected.
     progress: a bar over the search's iterations on stderr (a batch takes minutes at 9 x 1,000).
     """
@@ -109,32 +112,61 @@ class CarliniWagnerL2(Attack):
                   target: torch.Tensor | None, const: torch.Tensor, best_l2sq: torch.Tensor,
                   best_x: torch.Tensor, bar: tqdm) -> torch.Tensor:
         """One binary-search step at fixed c; updates best_l2sq and best_x in place and returns which samples
-        met a success in this step; bar advances by one per iteration."""
-        modifier = torch.zeros_like(x, requires_grad=True)
-        optimizer = torch.optim.Adam([modifier], lr=self.learning_rate)
+        met a success in this step; bar advances by one per iteration. Only the samples that have not stopped
+        early are computed."""
+        modifier = torch.zeros_like(x)
+        optimizer = RowAdam(modifier, lr=self.learning_rate)
         succeeded = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-        previous_loss = math.inf
+        previous_loss = torch.full((len(x),), math.inf, dtype=x.dtype, device=x.device)
+        active = torch.arange(len(x), device=x.device)
         check_every = max(1, self.max_iterations // 10)
         for iteration in range(self.max_iterations):
+            if len(active) == 0:
+                break
+            step = modifier[active].requires_grad_(True)
             with torch.enable_grad():
-                x_new = self._to_box(w_clean + modifier)
+                x_new = self._to_box(w_clean[active] + step)
                 logits = model(x_new)
-                l2sq = (x_new - x).flatten(1).pow(2).sum(1)
-                margin = self.margin(logits, labels, target)
-                loss = (l2sq + const * margin.clamp(min=-self.confidence)).sum()
+                l2sq = (x_new - x[active]).flatten(1).pow(2).sum(1)
+                margin = self.margin(logits, labels[active], None if target is None else target[active])
+                loss = l2sq + const[active] * margin.clamp(min=-self.confidence)
                 # autograd.grad, not backward(): nothing accumulates on the model's parameters.
-                (modifier.grad,) = torch.autograd.grad(loss, modifier)
+                (gradient,) = torch.autograd.grad(loss.sum(), step)
             with torch.no_grad():
                 # Judged on this iterate, before the step, as the reference does: kappa must be met too.
                 adversarial = margin < -self.confidence
-                succeeded |= adversarial
-                better = adversarial & (l2sq < best_l2sq)
-                best_l2sq.copy_(torch.where(better, l2sq, best_l2sq))
-                best_x.copy_(torch.where(better.view(-1, *[1] * (x.dim() - 1)), x_new, best_x))
-            optimizer.step()
-            bar.update()
-            if self.abort_early and iteration % check_every == 0:
-                if loss.item() > previous_loss * 0.9999:
-                    break
-                previous_loss = loss.item()
+                succeeded[active] |= adversarial
+                better = adversarial & (l2sq < best_l2sq[active])
+                best_l2sq[active[better]] = l2sq[better]
+                best_x[active[better]] = x_new[better]
+                optimizer.step(active, gradient)
+                bar.update()
+                if self.abort_early and iteration % check_every == 0:
+                    stalled = loss > previous_loss[active] * 0.9999
+                    previous_loss[active] = loss
+                    active = active[~stalled]
         return succeeded
+
+
+class RowAdam:
+    """torch.optim.Adam's update (its defaults: betas 0.9 and 0.999, eps 1e-8, no weight decay) on the rows of
+    one tensor, stepping only the rows it is given: a row that has stopped keeps its value and its moments. The
+    rows that still step have all taken the same number of steps (a stopped row never resumes), so one step count
+    serves them all. The same operations as torch's single-tensor Adam, so that with every row stepping the
+    result is torch.optim.Adam's to the bit."""
+
+    def __init__(self, param: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.param, self.lr, self.betas, self.eps = param, lr, betas, eps
+        self.exp_avg = torch.zeros_like(param)
+        self.exp_avg_sq = torch.zeros_like(param)
+        self.steps = 0
+
+    @torch.no_grad()
+    def step(self, rows: torch.Tensor, gradient: torch.Tensor) -> None:
+        beta1, beta2 = self.betas
+        self.steps += 1
+        exp_avg = self.exp_avg[rows].lerp_(gradient, 1 - beta1)
+        exp_avg_sq = self.exp_avg_sq[rows].mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
+        self.exp_avg[rows], self.exp_avg_sq[rows] = exp_avg, exp_avg_sq
+        denom = (exp_avg_sq.sqrt() / (1 - beta2 ** self.steps) ** 0.5).add_(self.eps)
+        self.param[rows] = self.param[rows].addcdiv_(exp_avg, denom, value=-self.lr / (1 - beta1 ** self.steps))

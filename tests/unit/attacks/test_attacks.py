@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tempered.attacks.common import l0_distortion, l0_fraction, l2_distortion, linf_distortion
-from tempered.attacks.cw_l2 import CarliniWagnerL2
+from tempered.attacks.cw_l2 import CarliniWagnerL2, RowAdam
 from tempered.attacks.fgsm import FGSM
 from tempered.attacks.jsma import JSMA
 from tempered.attacks.pgd import PGD
@@ -290,6 +290,57 @@ def test_cw_l2_successes_are_real_and_in_the_box(trained):
     assert torch.equal(result.success, predicted == target)
     assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1
     torch.testing.assert_close(result.distortion, l2_distortion(x, result.x_adv))
+
+
+def test_row_adam_is_torch_adam_on_the_rows_it_steps():
+    """Every row stepping: torch.optim.Adam to the bit. Some rows only: those rows follow torch.optim.Adam run on
+    them alone, and the others keep their values."""
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(5, 7, generator=generator)
+    gradients = [torch.randn(5, 7, generator=generator) for _ in range(6)]
+    ours, theirs = start.clone(), start.clone().requires_grad_(True)
+    row_adam, adam = RowAdam(ours, lr=1e-2), torch.optim.Adam([theirs], lr=1e-2)
+    for gradient in gradients:
+        row_adam.step(torch.arange(5), gradient)
+        theirs.grad = gradient.clone()
+        adam.step()
+    assert torch.equal(ours, theirs.detach())
+
+    rows = torch.tensor([1, 3])
+    ours, theirs = start.clone(), start[rows].clone().requires_grad_(True)
+    row_adam, adam = RowAdam(ours, lr=1e-2), torch.optim.Adam([theirs], lr=1e-2)
+    for gradient in gradients:
+        row_adam.step(rows, gradient[rows])
+        theirs.grad = gradient[rows].clone()
+        adam.step()
+    assert torch.equal(ours[rows], theirs.detach())
+    assert torch.equal(ours[[0, 2, 4]], start[[0, 2, 4]])
+
+
+class RowCounter(nn.Module):
+    """The model, counting the rows it is asked to compute."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model, self.rows = model, 0
+
+    def forward(self, x):
+        self.rows += len(x)
+        return self.model(x)
+
+
+def test_cw_l2_early_abort_is_per_sample(trained):
+    """A sample's result does not depend on its batch-mates (each stops when its own loss stalls, as the
+    reference's CarliniL2 at batch size 1), and stopped samples are not computed any more."""
+    model, x, labels, target = trained
+    attack = CarliniWagnerL2(binary_search_steps=3, max_iterations=100)
+    counted = RowCounter(model)
+    together = attack.attack(counted, x, labels, target)
+    assert counted.rows < len(x) * 3 * 100, "no sample stopped early"
+    for i in range(len(x)):
+        alone = attack.attack(model, x[i:i + 1], labels[i:i + 1], target[i:i + 1])
+        assert bool(alone.success[0]) == bool(together.success[i])
+        torch.testing.assert_close(alone.x_adv[0], together.x_adv[i], rtol=1e-4, atol=1e-5)
 
 
 # ---- all attacks ---------------------------------------------------------------------------------------------

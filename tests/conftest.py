@@ -109,18 +109,18 @@ def origin(tmp_path_factory) -> Path:
     return repo
 
 
-# The session's three full smoke builds, the longest work of the workflow tier. Run one after another they left a
-# core idle for most of 25 minutes (DVC runs one stage at a time); started together at the start of the session,
-# beside the unit tier, they share both cores.
+# The session's three smoke builds (two whole, Slurm's a part), the longest work of the workflow tier. Run one after
+# another they left a core idle for most of 25 minutes (DVC runs one stage at a time); started together at the start
+# of the session, beside the unit tier, they share both cores.
 SLURM_CLUSTER = REPO_ROOT / "tests" / "slurm_cluster.sh"
 CANNOT_RUN_SLURM = 3  # slurm_cluster.sh's exit status for "no root / no apt / install failed"
 BUILD_TIMEOUT_S = 3600
 
 
 class SmokeBuilds:
-    """The smoke preset built by Snakemake (local executor), by `dvc repro` and by Snakemake on a Slurm cluster,
-    each in its own fresh clone of `origin`. `start(name)` launches a build and returns at once; `result(name)`
-    waits for it (starting it first if needed) and returns the clone."""
+    """The smoke preset built by Snakemake (local executor), by `dvc repro` and by Snakemake on a Slurm cluster
+    (its SLURM_TARGETS: every cluster rule once), each in its own fresh clone of `origin`. `start(name)` launches
+    a build and returns at once; `result(name)` waits for it (starting it first if needed) and returns the clone."""
 
     def __init__(self, origin: Path, tmp_path_factory):
         self.origin, self.tmp = origin, tmp_path_factory
@@ -130,7 +130,7 @@ class SmokeBuilds:
         self.slurm_unavailable: str | None = None
 
     def start(self, name: str) -> None:
-        from tests.pipeline import SMOKE, Command, clone, run
+        from tests.pipeline import SLURM_TARGETS, SMOKE, Command, clone, run
 
         if name in self.running or name == "slurm" and self.slurm_unavailable:
             return
@@ -147,7 +147,7 @@ class SmokeBuilds:
             # that finds nothing finished (kind to a shared cluster's controller); on this single-node test
             # cluster that waiting, level after level of the DAG, made the Slurm build finish 8 minutes after
             # the same build under the local executor, last of the session's builds.
-            cmd = ["snakemake", "--profile", "workflow/profiles/slurm", "--configfile", SMOKE,
+            cmd = ["snakemake", *SLURM_TARGETS, "--profile", "workflow/profiles/slurm", "--configfile", SMOKE,
                    "--slurm-init-seconds-before-status-checks", "1"]
         self.running[name] = (repo, Command(cmd, repo, timeout=BUILD_TIMEOUT_S))
 
@@ -218,8 +218,9 @@ def dvc_run(smoke_builds) -> Path:
 
 @pytest.fixture(scope="session")
 def slurm_run(smoke_builds) -> tuple[Path, str]:
-    """The smoke preset built through the Slurm profile on a single-node cluster (tests/slurm_cluster.sh): the
-    clone and Snakemake's output. Skipped, with the reason, where Slurm cannot be brought up (not root, no apt)."""
+    """The smoke preset's SLURM_TARGETS (tests.pipeline) built through the Slurm profile on a single-node cluster
+    (tests/slurm_cluster.sh): the clone and Snakemake's output. Skipped, with the reason, where Slurm cannot be
+    brought up (not root, no apt)."""
     return smoke_builds.result("slurm")
 
 

@@ -17,11 +17,24 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tempered import paths
 from tempered.dvc_export import committed_stages
 from tempered.stages.report.reproduction import TIMESTAMP_PREFIX
 
 SMOKE = "workflow/presets/smoke.yaml"
 SHARE = "workflow/scripts/share.sh"
+# What the Slurm build makes: one cheap job of every rule that runs on the cluster (every rule but the localrules),
+# with what those need. The profile, the submissions and the outputs' bytes are tested on 30 jobs instead of a
+# third build of the whole smoke DAG (112 jobs), which the local and DVC builds already make;
+# tests/workflow/test_slurm.py checks that these still reach every cluster rule of the smoke DAG.
+SLURM_TARGETS = [
+    paths.SZEGEDY_TRANSFER.format(seed=0),  # lbfgs_attack on both training sets, evaluate_model
+    paths.TRAINING_SET_ERROR.format(model="fc100_100_10", seed=0),
+    paths.GRADIENTS.format(model="student_T100", seed=0),  # soft_labels, train_student
+    paths.ATTACK_METRICS.format(attack="fgsm", model="cnn", seed=0),
+    paths.OOD_METRICS.format(model="cnn", seed=0),  # calibrate_model
+    paths.MEMBERSHIP_METRICS.format(model="mi200_cnn", seed=0),  # membership_shadow, the shadows' train_model
+]
 
 
 def clone_env(cwd: Path) -> dict[str, str]:

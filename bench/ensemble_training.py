@@ -34,7 +34,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from tempered.config import REPO_ROOT, load_config  # noqa: E402
+from tempered.config import REPO_ROOT, load_config, shadow_models  # noqa: E402
 from tempered.models import build_model  # noqa: E402
 from tempered.training.loop import make_optimizer, trainable  # noqa: E402
 from tempered.training.objectives import CrossEntropyAtT  # noqa: E402
@@ -159,7 +159,7 @@ def main() -> None:
 
     config = load_config([REPO_ROOT / "config.yaml"])
     torch.set_num_threads(config["compute"]["threads"])
-    names = {m: config["membership"]["shadow_model"] if m == "shadow" else m for m in args.models}
+    names = {m: shadow_models(config)[0] if m == "shadow" else m for m in args.models}
     cfgs = {m: config["models"][names[m]] for m in args.models}
     g = torch.Generator().manual_seed(0)
     x = torch.rand(args.samples, 1, 28, 28, generator=g)

@@ -119,8 +119,9 @@ BUILD_TIMEOUT_S = 3600
 
 class SmokeBuilds:
     """The smoke preset built by Snakemake (local executor), by `dvc repro` and by Snakemake on a Slurm cluster
-    (its SLURM_TARGETS: every cluster rule once), each in its own fresh clone of `origin`. `start(name)` launches
-    a build and returns at once; `result(name)` waits for it (starting it first if needed) and returns the clone."""
+    (its SLURM_TARGETS: every cluster rule at least once), each in its own fresh clone of `origin`. `start(name)`
+    launches a build and returns at once; `result(name)` waits for it (starting it first if needed) and returns the
+    clone."""
 
     def __init__(self, origin: Path, tmp_path_factory):
         self.origin, self.tmp = origin, tmp_path_factory

@@ -125,6 +125,8 @@ def test_what_each_model_trains_on_follows_from_its_dimensions(grid_config):
     assert training_data(grid_config, "mi5000_student_T20_shadow1") == ("shadow", "5000", "1")
     grid_config["membership"]["shadow_recipe"] = "shadow_model"
     assert training_data(grid_config, "mi5000_cnn_shadow1") == ("shadow", "5000", "1")
+    assert [s.name for s in shadows_of(grid_config, model_id(grid_config, "mi5000_student_T20"))][1] == (
+        "mi5000_cnn_shadow1")
 
 
 def test_an_entry_under_models_that_takes_a_grid_name_is_refused(grid_config):

@@ -153,7 +153,8 @@ class RowAdam:
     one tensor, stepping only the rows it is given: a row that has stopped keeps its value and its moments. The
     rows that still step have all taken the same number of steps (a stopped row never resumes), so one step count
     serves them all. The same operations as torch's single-tensor Adam, so that with every row stepping the
-    result is torch.optim.Adam's to the bit."""
+    result is torch.optim.Adam's to the bit (on the CPU, where torch takes that path; on CUDA its default is the
+    foreach kernel)."""
 
     def __init__(self, param: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         self.param, self.lr, self.betas, self.eps = param, lr, betas, eps

@@ -28,7 +28,7 @@ def conv(cin: int, cout: int) -> int:
 @pytest.mark.parametrize("width", [1, 16])
 def test_the_authors_layers_at_any_width(width):
     """Six 3x3 convolutions (16w, 16w, 16w/2, 32w, 32w, 32w/2), fc200, fc10: the parameters of the authors'
-    model (width_num 16: 5.4M; convolutions without bias), and 28x28 -> 7x7 by the two stride-2 layers."""
+    model (width_num 16: 12.1M; convolutions without bias), and 28x28 -> 7x7 by the two stride-2 layers."""
     n, w = 16 * width, 32 * width
     expected = (conv(1, n) + 2 * conv(n, n) + conv(n, w) + 2 * conv(w, w) + (w * 7 * 7 * 200 + 200)
                 + (200 * 10 + 10))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tempered.preflight import parse_job_table
 from tests.pipeline import SLURM_TARGETS, SMOKE, digest, result_files, run
 
 pytestmark = pytest.mark.e2e
@@ -20,14 +21,7 @@ SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(l
 def planned_jobs(repo: Path, targets: list[str]) -> dict[str, int]:
     """Jobs of the smoke DAG that building `targets` (none: the whole DAG) takes, as '<rule>' -> count, from
     Snakemake's own dry run (without the Slurm profile, which changes how jobs run, not which)."""
-    out = run(["snakemake", "-n", "--forceall", *targets, "--configfile", SMOKE], repo)
-    counts = {}
-    for line in out.splitlines():
-        parts = line.split()
-        # The "Job stats" table: '<rule> <count>' rows (not 'jobid: 0' lines, nor the total).
-        if len(parts) == 2 and parts[1].isdigit() and parts[0].isidentifier() and parts[0] != "total":
-            counts[parts[0]] = int(parts[1])
-    return counts
+    return parse_job_table(run(["snakemake", "-n", "--forceall", *targets, "--configfile", SMOKE], repo))
 
 
 def local_rules(repo: Path) -> set[str]:

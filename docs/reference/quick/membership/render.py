@@ -15,7 +15,7 @@ from tempered import paths
 from tempered.config import REPO_ROOT, load_config
 from tempered.stages.report.claims import evaluate_all, load_claims
 from tempered.stages.report.reproduction import claims_table, verdict_counts
-from tempered.stages.report.steps import _membership_findings
+from tempered.stages.report.steps import membership_findings
 
 root = Path(sys.argv[1])
 config = load_config([root / "config.yaml", root / "workflow/presets/quick.yaml"])
@@ -23,6 +23,6 @@ claims = [c for c in load_claims(REPO_ROOT / paths.CLAIMS) if c.get("source") ==
 outcomes = evaluate_all(claims, config, root, judge=config["report"]["judge_claims"])
 counts = ", ".join(f"{verdict} {n}" for verdict, n in verdict_counts(outcomes).items() if n)
 print("# Membership inference at the quick preset: findings and verdicts\n")
-print(_membership_findings(config, root) + "\n")
+print(membership_findings(config, root) + "\n")
 print(f"## The membership claims ({len(outcomes)}: {counts})\n")
 print(claims_table(outcomes))

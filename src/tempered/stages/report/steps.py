@@ -95,7 +95,7 @@ def _claims_frame(outcomes) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _membership_findings(config: Mapping[str, Any], root: Path) -> str:
+def membership_findings(config: Mapping[str, Any], root: Path) -> str:
     from tempered.model_grid import distilled_names, robust_membership_model
     from tempered.stages.membership.report import findings
 
@@ -143,7 +143,7 @@ def report_step(config_files: Sequence[str], claims_path: Path, root: Path, mark
     run = run_description(config_files, config, root, report_inputs(config, claims))
     timestamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = render(outcomes, papers, run, deviations, figures, rel(figure_path), timestamp,
-                  {"membership": _membership_findings(config, root)}, judged=judged)
+                  {"membership": membership_findings(config, root)}, judged=judged)
     write_bytes(markdown_path, text.encode())
     log.info("report: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
 

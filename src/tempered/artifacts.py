@@ -18,7 +18,7 @@ import struct
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,6 +140,16 @@ def read_json(path: Path | str) -> Any:
         raise ArtifactError(f"missing artifact {path}") from None
     except json.JSONDecodeError as err:
         raise ArtifactError(f"artifact {path} is not valid JSON: {err}") from err
+
+
+def read_records(paths: Sequence[Path | str], kind: str, keys: Sequence[str]) -> list[Any]:
+    """The JSON records a report step gathers, each checked to be a `kind` file (it holds every one of `keys`): a
+    wrong file passed in is named here, not met later as a KeyError inside a table."""
+    records = [read_json(p) for p in paths]
+    for path, record in zip(paths, records, strict=True):
+        if not isinstance(record, Mapping) or any(key not in record for key in keys):
+            raise ArtifactError(f"{path} is not {kind} file (no {'/'.join(repr(k) for k in keys)} keys)")
+    return records
 
 
 def write_arrays(path: Path | str, arrays: Mapping[str, np.ndarray]) -> None:

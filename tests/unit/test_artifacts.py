@@ -11,6 +11,7 @@ from tempered.artifacts import (
     atomic_path,
     read_arrays,
     read_checkpoint,
+    read_records,
     write_arrays,
     write_checkpoint,
     write_json,
@@ -55,6 +56,15 @@ def test_a_damaged_npz_is_refused_naming_the_file(tmp_path, how):
     damage(path, how)
     with pytest.raises(ArtifactError, match="images.npz is not a readable .npz file"):
         read_arrays(path)
+
+
+def test_a_record_of_the_wrong_kind_is_refused_naming_the_file_and_keys(tmp_path):
+    good, wrong = tmp_path / "good.json", tmp_path / "wrong.json"
+    good.write_text('{"ood": {}, "protocol": {}}')
+    wrong.write_text('{"fitted": true}')
+    assert read_records([good], "an OOD metrics", ("ood", "protocol")) == [{"ood": {}, "protocol": {}}]
+    with pytest.raises(ArtifactError, match=r"wrong\.json is not an OOD metrics file \(no 'ood'/'protocol' keys\)"):
+        read_records([good, wrong], "an OOD metrics", ("ood", "protocol"))
 
 
 def test_checkpoint_roundtrip(tmp_path, repo_config):

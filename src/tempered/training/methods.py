@@ -14,7 +14,7 @@ from torch import nn
 
 from tempered.models.szegedy import SparseAutoencoder
 from tempered.training.learned_confidence import BUDGET, LAMBDA_INIT
-from tempered.training.loop import epoch_learning_rates, make_optimizer, train, trainable
+from tempered.training.loop import Objective, epoch_learning_rates, make_optimizer, train, trainable
 from tempered.training.objectives import CrossEntropyAtT, LearnedConfidence, Perturbation, SparseAutoencoderObjective
 from tempered.training.szegedy_pools import PooledCrossEntropy, SzegedyPools
 
@@ -23,6 +23,15 @@ def _place(model: nn.Module, device: torch.device, channels_last: bool) -> None:
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+
+
+def _fit(model: nn.Module, objective: Objective, optimizer_cfg: Mapping[str, Any], *, epochs: int,
+         **loop: Any) -> list[dict[str, float]]:
+    """The one loop (loop.train) on `objective` with the configured optimiser over the model's trainable parameters,
+    its rate set per epoch from the config's schedule (epoch_learning_rates)."""
+    optimizer = make_optimizer(trainable(model), optimizer_cfg)
+    return train(model, objective, optimizer, epochs=epochs, learning_rates=epoch_learning_rates(optimizer_cfg, epochs),
+                 **loop)
 
 
 def train_classifier(
@@ -46,12 +55,10 @@ def train_classifier(
     """Minibatch SGD or Adam on softmax(z/T) (CrossEntropyAtT: hard labels, a teacher's soft_targets, Madry PGD batches
     through `perturb`); one row of metrics per epoch (no wall-clock values in it)."""
     _place(model, device, channels_last)
-    optimizer = make_optimizer(trainable(model), optimizer_cfg)
     objective = CrossEntropyAtT(model, x, y, temperature=temperature, device=device, channels_last=channels_last,
                                 soft_targets=soft_targets, perturb=perturb)
-    return train(model, objective, optimizer, n=len(x), epochs=epochs, batch_size=batch_size, generator=generator,
-                 device=device, channels_last=channels_last, monitor=monitor, monitor_name=monitor_name,
-                 lr_key=lr_key, learning_rates=epoch_learning_rates(optimizer_cfg, epochs))
+    return _fit(model, objective, optimizer_cfg, n=len(x), epochs=epochs, batch_size=batch_size, generator=generator,
+                device=device, channels_last=channels_last, monitor=monitor, monitor_name=monitor_name, lr_key=lr_key)
 
 
 def train_confidence_classifier(
@@ -75,12 +82,10 @@ def train_confidence_classifier(
     """Minibatch SGD on DeVries & Taylor's L_t + lambda L_c (LearnedConfidence); one row per epoch: losses,
     lambda after the epoch, mean c, accuracy."""
     _place(model, device, channels_last)
-    optimizer = make_optimizer(trainable(model), optimizer_cfg)
     objective = LearnedConfidence(x, y, lambda_init=lambda_init, budget=budget, temperature=temperature,
                                   generator=generator, device=device, channels_last=channels_last)
-    return train(model, objective, optimizer, n=len(x), epochs=epochs, batch_size=batch_size, generator=generator,
-                 device=device, channels_last=channels_last, monitor=monitor, monitor_name=monitor_name,
-                 lr_key=lr_key, learning_rates=epoch_learning_rates(optimizer_cfg, epochs))
+    return _fit(model, objective, optimizer_cfg, n=len(x), epochs=epochs, batch_size=batch_size, generator=generator,
+                device=device, channels_last=channels_last, monitor=monitor, monitor_name=monitor_name, lr_key=lr_key)
 
 
 def train_with_adversarial_pool(
@@ -118,11 +123,9 @@ def train_with_adversarial_pool(
     pools = SzegedyPools(model.to(device), x_dev, y_dev, layers=layers, pool_size=pool_size,
                          refresh_every=refresh_every, refresh_size=refresh_size, mix_size=mix_size, seed=seed,
                          attack=attack)
-    optimizer = make_optimizer(trainable(model), optimizer_cfg)
     objective = PooledCrossEntropy(model, x_dev, y_dev, pools)
-    return train(model, objective, optimizer, n=len(x), epochs=epochs, batch_size=batch_size, generator=generator,
-                 device=device, monitor=monitor, monitor_name=monitor_name, phase="adversarial training",
-                 lr_key=lr_key, learning_rates=epoch_learning_rates(optimizer_cfg, epochs))
+    return _fit(model, objective, optimizer_cfg, n=len(x), epochs=epochs, batch_size=batch_size, generator=generator,
+                device=device, monitor=monitor, monitor_name=monitor_name, lr_key=lr_key, phase="adversarial training")
 
 
 def pretrain_autoencoder(

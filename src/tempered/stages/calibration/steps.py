@@ -15,10 +15,9 @@ import pandas as pd
 import torch
 
 from tempered.artifacts import (
-    ArtifactError,
     checked_metrics,
     read_arrays,
-    read_json,
+    read_records,
     sha256_file,
     write_bytes,
     write_metrics,
@@ -177,10 +176,7 @@ def calibration_report_step(metrics_paths: Sequence[Path], table_path: Path, mar
     from tempered.reporting.figures import save_figure
     from tempered.stages.calibration.figures import fitted_vs_distillation_temperature
 
-    records = [read_json(p) for p in metrics_paths]
-    for path, record in zip(metrics_paths, records, strict=True):
-        if "fitted" not in record or "before" not in record:
-            raise ArtifactError(f"{path} is not a calibration metrics file (no 'fitted'/'before' keys)")
+    records = read_records(metrics_paths, "a calibration metrics", ("fitted", "before"))
     table = calibration_table(records)
     write_table(table_path, table)
     write_bytes(markdown_path, _markdown(table).encode())

@@ -25,6 +25,7 @@ from tempered.artifacts import (
     checked_metrics,
     read_arrays,
     read_json,
+    read_records,
     sha256_file,
     write_arrays,
     write_bytes,
@@ -390,10 +391,7 @@ def ood_report_step(metrics_paths: Sequence[Path], manifest_path: Path, table_pa
     from tempered.reporting.figures import save_figure
     from tempered.stages.ood.figures import auroc_vs_temperature
 
-    records = [read_json(p) for p in metrics_paths]
-    for path, record in zip(metrics_paths, records, strict=True):
-        if "ood" not in record or "protocol" not in record:
-            raise ArtifactError(f"{path} is not an OOD metrics file (no 'ood'/'protocol' keys)")
+    records = read_records(metrics_paths, "an OOD metrics", ("ood", "protocol"))
     table = ood_table(records)
     write_table(table_path, table)
     write_bytes(markdown_path, _markdown(table, records, read_json(manifest_path)).encode())

@@ -293,6 +293,45 @@ def test_cw_l2_successes_are_real_and_in_the_box(trained):
     torch.testing.assert_close(result.distortion, l2_distortion(x, result.x_adv))
 
 
+class DeadBelowMeanBrightness(nn.Module):
+    """Class 1's logit is 10 * relu(mean pixel - 0.03) - 1, class 0's is 0, the rest -1000: from a black image the
+    relu is dead, so neither the margin nor the L2 term has a gradient and descent from x never moves (a local
+    minimum of f in the box, the kind C&W's random starting points are for); from a point with mean brightness
+    above 0.03 the gradient leads to class 1 (mean 0.13, L2 = 0.13 * 28 at the least)."""
+
+    def forward(self, x):
+        alive = 10 * torch.relu(x.flatten(1).mean(1) - 0.03) - 1
+        return torch.cat([torch.zeros_like(alive)[:, None], alive[:, None],
+                          torch.full((len(x), 8), -1000.0, dtype=x.dtype)], 1)
+
+
+def test_cw_l2_random_starts_free_a_sample_stuck_at_its_start():
+    model = DeadBelowMeanBrightness()
+    x = torch.zeros(2, 1, 28, 28)
+    labels, target = torch.zeros(2, dtype=torch.long), torch.ones(2, dtype=torch.long)
+    settings = {"binary_search_steps": 3, "max_iterations": 300, "initial_const": 1.0}
+    stuck = CarliniWagnerL2(**settings).attack(model, x, labels, target)
+    assert not stuck.success.any() and torch.equal(stuck.x_adv, x)
+    freed = CarliniWagnerL2(**settings, random_starts=2, start_radius=4.0).attack(model, x, labels, target)
+    assert freed.success.all()
+    # The distortion is measured from x, not from the random start, and cannot beat the closed-form minimum.
+    torch.testing.assert_close(freed.distortion, l2_distortion(x, freed.x_adv))
+    assert (freed.distortion >= 0.13 * 28 * (1 - 1e-3)).all()
+    # Each sample's start is its own draw: alone it gets the same result as in the batch.
+    alone = CarliniWagnerL2(**settings, random_starts=2, start_radius=4.0).attack(model, x[1:], labels[1:], target[1:])
+    torch.testing.assert_close(alone.x_adv[0], freed.x_adv[1])
+
+
+def test_cw_l2_random_starts_leave_a_sample_that_succeeds_from_x_alone(trained):
+    model, x, labels, target = trained
+    plain = CarliniWagnerL2(binary_search_steps=5, max_iterations=100).attack(model, x, labels, target)
+    restarted = CarliniWagnerL2(binary_search_steps=5, max_iterations=100, random_starts=2).attack(
+        model, x, labels, target)
+    assert plain.success.any()
+    assert torch.equal(restarted.x_adv[plain.success], plain.x_adv[plain.success])
+    assert (restarted.success >= plain.success).all()
+
+
 def test_row_adam_is_torch_adam_on_the_rows_it_steps():
     """Every row stepping: torch.optim.Adam to the bit. Some rows only: those rows follow torch.optim.Adam run on
     them alone, and the others keep their values."""

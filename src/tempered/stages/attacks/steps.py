@@ -35,12 +35,13 @@ NUM_CLASSES = 10
 
 def build_attack(name: str, cfg: dict, model_temperature: float, seed: int) -> Attack:
     """The attack for config attacks.<name>, through the registry. jsma_known_t is JSMA told the student's training
-    T (it differentiates softmax(z/T_train)); PGD's random start is seeded by attacks.seed; attacks.<name>.samples
-    selects samples and is no attack parameter. The iterative ones show their iterations on stderr, under
-    run_batched's bar over the attempts."""
+    T (it differentiates softmax(z/T_train)); PGD's random start and C&W's random starting points are seeded by
+    attacks.seed; attacks.<name>.samples selects samples and is no attack parameter. The iterative ones show their
+    iterations on stderr, under run_batched's bar over the attempts."""
     if name not in REGISTERED:
         raise ConfigError(f"unknown attack {name!r}; known: {', '.join(REGISTERED)}")
-    settings = {"jsma_known_t": {"temperature": model_temperature}, "pgd": {"seed": seed}}.get(name, {})
+    settings = {"jsma_known_t": {"temperature": model_temperature}, "pgd": {"seed": seed},
+                "cw_l2": {"seed": seed}}.get(name, {})
     params = {k: v for k, v in cfg.items() if k != "samples"}
     return registry.build_attack(REGISTERED[name], params, progress=True, **settings)
 

@@ -134,16 +134,16 @@ class CarliniWagnerL2(Attack):
 
     def _search(self, model: nn.Module, x: torch.Tensor, w_start: torch.Tensor, labels: torch.Tensor,
                 target: torch.Tensor | None, best_l2sq: torch.Tensor, best_x: torch.Tensor, bar: tqdm,
-                label: str) -> None:
+                phase: str) -> None:
         """The binary search over c from w_start, each sample with its own c and bounds; best_l2sq and best_x (the
-        smallest-L2 success from x met anywhere) are updated in place."""
+        smallest-L2 success from x met anywhere) are updated in place; `phase` prefixes the bar's description."""
         const = torch.full((len(x),), self.initial_const, dtype=x.dtype, device=x.device)
         lower = torch.zeros_like(const)
         upper = torch.full_like(const, _NO_UPPER_BOUND)
         steps = self.binary_search_steps
         done = bar.n
         for search_step in range(steps):
-            bar.set_description(f"C&W {label}c search {search_step + 1}/{steps}", refresh=False)
+            bar.set_description(f"C&W {phase}c search {search_step + 1}/{steps}", refresh=False)
             if self.binary_search_steps >= 10 and search_step == self.binary_search_steps - 1:
                 const = upper.clone()
             succeeded = self._minimise(model, x, w_start, labels, target, const, best_l2sq, best_x, bar)

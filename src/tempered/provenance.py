@@ -47,5 +47,8 @@ def provenance(
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "device": str(device),
+        # The CPU's vector instruction set picks torch's kernels, whose float rounding differs (AVX2 vs AVX512):
+        # the same code, seed and data can train other weights on another machine, and this says which ran.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "data_digests": dict(data_digests or {}),
     }

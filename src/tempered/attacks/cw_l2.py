@@ -104,7 +104,8 @@ class CarliniWagnerL2(Attack):
         best_l2sq = torch.full((len(x),), math.inf, dtype=x.dtype, device=x.device)
         best_x = x.clone()
         # One bar over every iteration of the search: a binary-search step can take minutes on its own.
-        with tqdm(total=self.binary_search_steps * self.max_iterations, desc="C&W", unit="iter", leave=False,
+        steps = self.binary_search_steps
+        with tqdm(total=steps * self.max_iterations, desc=f"C&W c search 1/{steps}", unit="iter", leave=False,
                   mininterval=2.0, disable=not self.progress) as bar:
             self._search(model, x, self._from_box(x), labels, target, best_l2sq, best_x, bar, "")
             for restart in range(1, self.random_starts + 1):

@@ -46,10 +46,11 @@ STEP_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     # Which table a model is attacked for (its group) sets the digits it is attacked on.
     "lbfgs-attack": ("szegedy.attack", "szegedy.cross_model", "szegedy.cross_training_set"),
     "szegedy-transfer": ("szegedy.cross_model", "szegedy.cross_training_set", "szegedy.attack", "szegedy.gaussian",
-                         "szegedy.magnify_to"),
+                         "szegedy.magnify_to", "szegedy.magnify_per"),
     "szegedy-examples": ("szegedy.example_images",),
     "szegedy-report": ("szegedy.cross_model", "szegedy.cross_training_set", "szegedy.adversarial_training",
-                       "szegedy.paper_labels", "szegedy.attack.sample_set", "szegedy.gaussian.clip"),
+                       "szegedy.paper_labels", "szegedy.attack.sample_set", "szegedy.gaussian.clip",
+                       "szegedy.magnify_per"),
     "membership-roles": ("membership.n_eval", "membership.seed"),
     "membership-shadow": ("membership.adversarial_input.{model_dataset}", "evaluation.batch_size",
                           "calibration.init_temperature", "calibration.max_iter"),

@@ -7,15 +7,29 @@ import torch
 
 from tempered.attacks.common import rms_distortion
 
+MAGNIFY_SCALINGS = ("set", "sample")
 
-def magnify(x: torch.Tensor, x_adv: torch.Tensor, target_distortion: float) -> torch.Tensor:
-    """Scale each perturbation x_adv - x to the given distortion (Table 4, "magnified to 0.1"), then clip to [0, 1].
 
-    The clip can only shorten the perturbation, so the result's distortion is at most target_distortion; measure
-    it with `rms_distortion` when reporting. Samples with no perturbation are returned unchanged.
+def magnify(x: torch.Tensor, x_adv: torch.Tensor, target_distortion: float, per: str = "set") -> torch.Tensor:
+    """Scale the perturbations x_adv - x so their distortion is target_distortion (Table 4, "magnified to 0.1"),
+    then clip to [0, 1].
+
+    per="set" (the paper's, by its own diagonal): one factor for the whole set, so the set's mean distortion is the
+    target and every perturbation grows by the same amount; each model's own magnified examples stay adversarial
+    along the way, and Table 4 lists 100% for all three. per="sample": each perturbation scaled to the target on
+    its own, which shrinks those above it below the minimal distortion the attack found (measured at quick: own
+    error 0.93 / 0.95 / 0.915 instead of 1). The clip can only shorten a perturbation, so the result's distortion
+    is at most what was asked; measure it with `rms_distortion` when reporting. Unperturbed samples stay as they are.
     """
+    if per not in MAGNIFY_SCALINGS:
+        raise ValueError(f"magnify: per must be one of {MAGNIFY_SCALINGS}, got {per!r}")
     current = rms_distortion(x, x_adv)
-    scale = torch.where(current > 0, target_distortion / current.clamp_min(torch.finfo(current.dtype).tiny), 0.0)
+    tiny = torch.finfo(current.dtype).tiny
+    if per == "set":
+        mean = current.mean()
+        scale = torch.where(mean > 0, target_distortion / mean.clamp_min(tiny), 0.0).expand_as(current)
+    else:
+        scale = torch.where(current > 0, target_distortion / current.clamp_min(tiny), 0.0)
     scale = scale.view(-1, *([1] * (x.dim() - 1)))
     return (x + scale * (x_adv - x)).clamp(0.0, 1.0)
 

@@ -193,6 +193,10 @@ def notes(config) -> str:
     sample_set = cfg["attack"]["sample_set"]
     noise = ("clipped to [0, 1], unlike the paper (the distortion column measures what clipping leaves)"
              if cfg["gaussian"]["clip"] else "not clipped, as in the paper (its distortion column is sigma)")
+    magnified = ("every perturbation of a set scaled by one factor, so that the set's mean distortion is "
+                 "`szegedy.magnify_to` (nothing shrinks: the paper's own-model column is 100%)"
+                 if cfg["magnify_per"] == "set" else "each perturbation scaled to `szegedy.magnify_to` on its own "
+                 "(`szegedy.magnify_per: sample`; those above it shrink)")
     models = list(dict.fromkeys(m for g in ("cross_model", "cross_training_set", "adversarial_training")
                                 for m in cfg[g]))
     lbfgs = [m for m in models if config.model(m)["method"] == "convex_lbfgs"]
@@ -209,7 +213,7 @@ seeded digits with a random other target each (`szegedy.attack.sample_set`): Tab
 training digits for Tables 1-2, test digits for Tables 3-4). Transfer error: fraction of a set's successful
 examples the column model misclassifies (diagonal = 1). Gaussian rows: the same clean digits plus N(0, sigma^2)
 noise, {noise}.
-Magnified rows: each perturbation scaled to `szegedy.magnify_to`, then clipped.
+Magnified rows: {magnified}, then clipped.
 Train error (Table 1) and own-half error (Table 3) are measured on the samples each model trained on, for
 reporting only (rule training_set_error); every other error is on held-out data.
 {training}

@@ -157,16 +157,18 @@ def errors(models: Mapping[str, torch.nn.Module], x: torch.Tensor, labels: torch
 
 def transfer_tables(models: Mapping[str, torch.nn.Module], adversarial: Mapping[str, Mapping[str, np.ndarray]],
                     x_clean: torch.Tensor, labels: torch.Tensor, sigmas: Sequence[float], noise_seed: int,
-                    magnify_to: float | None, device, clip_noise: bool = False) -> dict[str, Any]:
+                    magnify_to: float | None, device, clip_noise: bool = False,
+                    magnify_per: str = "set") -> dict[str, Any]:
     """Tables 2 and 4 for one group: error of every model on every model's successful adversarial examples
     (the diagonal is 1 by construction of a success), on Gaussian noise of each sigma over the same clean
     samples (unclipped as in the paper unless clip_noise; each row's measured distortion and its sigma are
-    recorded beside its errors), and, with magnify_to, on each set magnified to that distortion. A set with no
+    recorded beside its errors), and, with magnify_to, on each set magnified to that distortion (one factor per
+    set or per sample: perturbations.magnify's `per`). A set with no
     success has no row (an error over no samples is undefined)."""
     out: dict[str, Any] = {"adversarial": {}, "successes": {}, "gaussian": {}, "gaussian_distortion": {},
                            "gaussian_sigma": {}, "gaussian_clipped": clip_noise}
     if magnify_to is not None:
-        out |= {"magnified": {}, "magnified_distortion": {}}
+        out |= {"magnified": {}, "magnified_distortion": {}, "magnified_per": magnify_per}
     for made_for, arrays in adversarial.items():
         ok = torch.from_numpy(arrays["success"])
         out["successes"][made_for] = int(ok.sum())
@@ -175,7 +177,7 @@ def transfer_tables(models: Mapping[str, torch.nn.Module], adversarial: Mapping[
         x_adv = torch.from_numpy(arrays["x_adv"])[ok]
         out["adversarial"][made_for] = errors(models, x_adv, labels[ok], device)
         if magnify_to is not None:
-            x_big = magnify(x_clean[ok], x_adv, magnify_to)
+            x_big = magnify(x_clean[ok], x_adv, magnify_to, per=magnify_per)
             out["magnified"][made_for] = errors(models, x_big, labels[ok], device)
             out["magnified_distortion"][made_for] = rms_distortion(x_clean[ok], x_big).mean().item()
     for i, sigma in enumerate(sigmas):
@@ -221,7 +223,7 @@ def transfer_step(config_files: Sequence[str], seed: int, model_names: Sequence[
         record[group] = transfer_tables(
             {m: models[m] for m in groups[group]}, {m: adversarial[m] for m in groups[group]}, x_clean, labels,
             sigmas, cfg["gaussian"]["seed"], cfg["magnify_to"] if group == "cross_training_set" else None, device,
-            clip_noise=cfg["gaussian"]["clip"])
+            clip_noise=cfg["gaussian"]["clip"], magnify_per=cfg["magnify_per"])
         record[group]["sample_set"] = sample_set
         log.info("seed %d, %s: %s", seed, group, json.dumps(record[group]["adversarial"]))
     record["provenance"] = provenance(config.declared(), seed=seed, device=device,

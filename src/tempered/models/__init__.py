@@ -8,12 +8,13 @@ from typing import Any
 from torch import nn
 
 from tempered.models.confidence_cnn import ConfidenceCNN
+from tempered.models.gelu_mlp import GeluMLP
 from tempered.models.papernot_cnn import PapernotCNN
 from tempered.models.song_cnn import SongCNN
 from tempered.models.szegedy import SZEGEDY_ARCHITECTURES
 
 ARCHITECTURES = {"papernot_cnn": PapernotCNN, "confidence_cnn": ConfidenceCNN, "song_cnn": SongCNN,
-                 **SZEGEDY_ARCHITECTURES}
+                 "gelu_mlp": GeluMLP, **SZEGEDY_ARCHITECTURES}
 
 
 def build_model(model_cfg: Mapping[str, Any]) -> nn.Module:

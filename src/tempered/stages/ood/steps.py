@@ -361,7 +361,9 @@ def _markdown(table: pd.DataFrame, records: Sequence[dict], manifest: Mapping[st
     paper = reference.published()
     lines += ["Hendrycks & Gimpel 2017 (MNIST, MSP; AUROC / AUPR-in / AUPR-out %): "
               + "; ".join(f"{k} {a}/{b}/{c}" for k, (a, b, c) in paper.hendrycks_msp_mnist.items())
-              + f"; misclassification AUROC {paper.hendrycks_misclassification}. They used no Fashion-MNIST.", "",
+              + f"; misclassification AUROC {paper.hendrycks_misclassification}. They used no Fashion-MNIST. "
+              "Their claims read the `msp` rows of `hendrycks_mlp`, their MNIST network (three hidden layers of 256 "
+              "GELU units), not the Papernot CNN.", "",
               "Gaussian noise, one set per paper's definition (mean and std of each: `ood.noise`): "
               "`gaussian_noise_unclipped` is Hendrycks & Gimpel's, fed as drawn (pixels outside [0, 1]); "
               "`gaussian_noise_clipped` is DeVries & Taylor's, clipped to [0, 1].", "",

@@ -15,11 +15,12 @@ def magnify(x: torch.Tensor, x_adv: torch.Tensor, target_distortion: float, per:
     then clip to [0, 1].
 
     per="set" (the paper's, by its own diagonal): one factor for the whole set, so the set's mean distortion is the
-    target and every perturbation grows by the same amount; each model's own magnified examples stay adversarial
-    along the way, and Table 4 lists 100% for all three. per="sample": each perturbation scaled to the target on
-    its own, which shrinks those above it below the minimal distortion the attack found (measured at quick: own
-    error 0.93 / 0.95 / 0.915 instead of 1). The clip can only shorten a perturbation, so the result's distortion
-    is at most what was asked; measure it with `rms_distortion` when reporting. Unperturbed samples stay as they are.
+    target and every perturbation is scaled by the same factor; magnifying (a factor above 1), each model's own
+    examples stay adversarial, as Table 4's 100% for all three says. per="sample": each perturbation scaled to
+    the target on its own, which shrinks those above it below the minimal distortion the attack found (measured at
+    quick: own error 0.93 / 0.95 / 0.915 instead of 1). The clip can only shorten a perturbation, so the result's
+    distortion is at most what was asked; measure it with `rms_distortion` when reporting. Unperturbed samples stay
+    as they are.
     """
     if per not in MAGNIFY_SCALINGS:
         raise ValueError(f"magnify: per must be one of {MAGNIFY_SCALINGS}, got {per!r}")

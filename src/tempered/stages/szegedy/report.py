@@ -194,7 +194,7 @@ def notes(config) -> str:
     noise = ("clipped to [0, 1], unlike the paper (the distortion column measures what clipping leaves)"
              if cfg["gaussian"]["clip"] else "not clipped, as in the paper (its distortion column is sigma)")
     magnified = ("every perturbation of a set scaled by one factor, so that the set's mean distortion is "
-                 "`szegedy.magnify_to` (nothing shrinks: the paper's own-model column is 100%)"
+                 "`szegedy.magnify_to` (no example shrinks while others grow: the paper's own-model column is 100%)"
                  if cfg["magnify_per"] == "set" else "each perturbation scaled to `szegedy.magnify_to` on its own "
                  "(`szegedy.magnify_per: sample`; those above it shrink)")
     models = list(dict.fromkeys(m for g in ("cross_model", "cross_training_set", "adversarial_training")

@@ -19,7 +19,7 @@ CONFIG_ARGS := --config config.yaml $(if $(PRESET),--config workflow/presets/$(P
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: reproduce costs test test-unit lint dvc.yaml report data-deps bench clean-results push pull
+.PHONY: reproduce reference costs test test-unit lint dvc.yaml report data-deps bench clean-results push pull
 
 # What the run is (jobs, expected time here), then the whole DAG (ending with results/REPORT.md), the HTML
 # gallery of every figure (results/report.html) and what each rule cost (results/costs/; a tree that DVC built
@@ -29,6 +29,13 @@ reproduce: $(VENV)/.runtime data-deps
 	snakemake --cores $(CORES) $(PRESET_ARGS)
 	snakemake --cores 1 $(PRESET_ARGS) --report results/report.html
 	-python -m tempered costs $(CONFIG_ARGS)
+
+# After `make reproduce PRESET=<p>`: its REPORT.md, the figures it shows and its tables replace those of
+# docs/reference/<p>/ (its README.md and experiments/ stay: say there what the run was). Nothing of an older run
+# survives beside the new one.
+reference: $(VENV)/.runtime
+	@test -n "$(PRESET)" || { echo "make reference needs PRESET=<the preset the run used>"; exit 2; }
+	python -m tempered publish-reference --results results --out docs/reference/$(PRESET)
 
 # Per-rule wall time, CPU time and peak memory of the last run (Snakemake's records under logs/benchmarks/).
 costs: $(VENV)/.runtime

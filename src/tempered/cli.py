@@ -57,8 +57,15 @@ def cmd_costs(args: argparse.Namespace) -> None:
     print(f"cost table: {write_cost_report(Path(COST_RECORDS), label, Path(args.out))}")
 
 
+def cmd_publish_reference(args: argparse.Namespace) -> None:
+    from tempered.stages.report.publish import publish_reference
+
+    copied = publish_reference(Path(args.results), Path(args.out))
+    print(f"published {len(copied)} files of {args.results} to {args.out}")
+
+
 # Commands about the run rather than steps of it: no compute threads to set.
-RUN_COMMANDS = ("export-dvc", "validate-config", "preflight", "costs")
+RUN_COMMANDS = ("export-dvc", "validate-config", "preflight", "costs", "publish-reference")
 
 
 def stage_modules():
@@ -95,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = step("costs", cmd_costs, "per-rule cost table and figure of the last Snakemake run of these config files")
     p.add_argument("--out", default="results/costs", help="directory for <preset>.md, .csv and .png")
+
+    p = step("publish-reference", cmd_publish_reference,
+             "copy a finished run's REPORT.md, the figures it shows and its tables into a reference directory")
+    p.add_argument("--results", default="results", help="the run's results directory")
+    p.add_argument("--out", required=True, help="the reference directory, e.g. docs/reference/quick")
     return parser
 
 

@@ -77,3 +77,16 @@ def test_two_builds_differ_only_in_the_timestamp_line(snakemake_run, tmp_path):
     assert set(differing) <= set(stamp)
     for name in ("claims.csv", "report.json", "s.png", "s.pdf"):
         assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name
+
+
+def test_the_smoke_report_publishes_as_a_reference(snakemake_run, tmp_path):
+    # `make reference`: the run's REPORT.md unedited and every figure it shows resolve inside the reference.
+    from tempered.stages.report.publish import publish_reference
+
+    out = tmp_path / "reference"
+    publish_reference(snakemake_run / "results", out)
+    text = (out / "REPORT.md").read_text()
+    assert text == (snakemake_run / paths.REPORT_MARKDOWN).read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert links and all((out / link).is_file() for link in links)
+    assert (out / "tables" / "claims.csv").is_file() and (out / "tables" / "report.json").is_file()

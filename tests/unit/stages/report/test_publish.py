@@ -1,0 +1,82 @@
+"""A run's report published as a reference (tempered.stages.report.publish): what is copied, what stays, what is
+replaced whole, and that a broken run leaves the reference as it was."""
+
+import pytest
+
+from tempered.artifacts import ArtifactError
+from tempered.cli import main
+from tempered.stages.report.publish import publish_reference
+
+
+def _run(results, figures=("figures/a/one.png", "figures/two.png"), membership=True):
+    (results / "tables").mkdir(parents=True)
+    (results / "metrics").mkdir()
+    links = "\n".join(f"![{f}]({f})" for f in figures)
+    (results / "REPORT.md").write_text(f"# Report\n\n{links}\n\nA table.\n")
+    for f in figures:
+        (results / f).parent.mkdir(parents=True, exist_ok=True)
+        (results / f).write_bytes(f.encode())
+    (results / "figures" / "not_shown.png").write_bytes(b"x")
+    (results / "tables" / "claims.csv").write_text("id,verdict\n")
+    (results / "tables" / "ood.md").write_text("| a |\n")
+    (results / "metrics" / "report.json").write_text('{"reproduced": 1}')
+    if membership:
+        (results / "metrics" / "membership.json").write_text("{}")
+
+
+def _old_reference(out):
+    (out / "experiments").mkdir(parents=True)
+    (out / "experiments" / "probe.py").write_text("print(1)\n")
+    (out / "README.md").write_text("what the run was\n")
+    (out / "figures").mkdir()
+    (out / "figures" / "stale.png").write_bytes(b"old")
+    (out / "tables").mkdir()
+    (out / "tables" / "gone.csv").write_text("old\n")
+    (out / "REPORT.md").write_text("old report\n")
+
+
+def test_publishes_the_report_its_figures_and_tables_and_keeps_what_people_wrote(tmp_path):
+    results, out = tmp_path / "results", tmp_path / "docs" / "reference" / "quick"
+    _run(results)
+    _old_reference(out)
+    copied = publish_reference(results, out)
+    assert (out / "REPORT.md").read_bytes() == (results / "REPORT.md").read_bytes()
+    assert (out / "figures" / "a" / "one.png").read_bytes() == b"figures/a/one.png"
+    assert (out / "figures" / "two.png").exists()
+    assert not (out / "figures" / "not_shown.png").exists(), "only the figures REPORT.md shows"
+    assert not (out / "figures" / "stale.png").exists() and not (out / "tables" / "gone.csv").exists()
+    assert sorted(p.name for p in (out / "tables").iterdir()) == [
+        "claims.csv", "membership_summary.json", "ood.md", "report.json"]
+    assert (out / "README.md").read_text() == "what the run was\n"
+    assert (out / "experiments" / "probe.py").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "REPORT.md", "experiments", "figures", "tables"]
+    assert len(copied) == 7
+
+
+def test_a_run_without_the_membership_stage_has_no_summary(tmp_path):
+    results, out = tmp_path / "results", tmp_path / "out"
+    _run(results, membership=False)
+    publish_reference(results, out)
+    assert not (out / "tables" / "membership_summary.json").exists()
+
+
+@pytest.mark.parametrize(("figure", "message"), [
+    ("figures/missing.png", "links figure 'figures/missing.png'"),
+    ("../outside.png", "is not a path inside the results directory"),
+    ("/etc/hostname", "is not a path inside the results directory"),
+])
+def test_a_broken_run_leaves_the_reference_as_it_was(tmp_path, figure, message):
+    results, out = tmp_path / "results", tmp_path / "out"
+    _run(results)
+    (results / "REPORT.md").write_text((results / "REPORT.md").read_text() + f"\n![bad]({figure})\n")
+    _old_reference(out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(ArtifactError, match=message.replace("(", r"\(")):
+        publish_reference(results, out)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_an_unfinished_run_is_named_and_the_command_fails(tmp_path, capsys):
+    (tmp_path / "results").mkdir()
+    assert main(["publish-reference", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "out")]) == 2
+    assert "REPORT.md does not exist" in capsys.readouterr().err

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tempered.config import load_config
+from tempered.stages.ood.scored_models import ood_model_names
 from tests.pipeline import SMOKE, clone_env, run
 
 pytestmark = pytest.mark.e2e
@@ -120,7 +122,9 @@ def test_a_change_to_one_figure_module_reruns_only_the_jobs_that_draw_with_it(sn
 
     planned = snakemake_plan(edited(snakemake_run, tmp_path / "sm"))
     drawing = {j for j in planned if j.startswith("detect_ood[")}
-    assert len(drawing) == 3, sorted(planned)  # smoke scores cnn, confidence and student_T100
+    # Every model smoke scores (cnn, confidence, hendrycks_mlp and student_T100 today), read from its config.
+    scored = ood_model_names(load_config([snakemake_run / "config.yaml", snakemake_run / SMOKE]))
+    assert drawing == {f"detect_ood[model={m}, seed=0]" for m in scored}, sorted(planned)
     # The reproduction report reads the OOD table, so it follows.
     assert planned - drawing == {"ood_report", "report"}, sorted(planned)
 

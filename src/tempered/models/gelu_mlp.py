@@ -13,7 +13,8 @@ import math
 import torch
 from torch import nn
 
-MNIST_PIXELS = 28 * 28
+from tempered.models.szegedy import MNIST_PIXELS
+
 # Their variance gains: 1 for the input and the logits, 0.425 for a GELU layer's output.
 _INPUT_GAIN, _GELU_GAIN, _LOGIT_GAIN = 1.0, 0.425, 1.0
 

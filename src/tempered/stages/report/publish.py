@@ -10,12 +10,18 @@ import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from tempered import paths
 from tempered.artifacts import ArtifactError
 
 # Markdown images: ![alt](path). REPORT.md links its figures relative to results/.
 _IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 # What a reference holds beside its hand-written README.md and experiments/.
 PUBLISHED = ("REPORT.md", "figures", "tables")
+
+
+def _in_results(path: str) -> Path:
+    """A path of tempered.paths, relative to the results directory (the run's may live elsewhere)."""
+    return Path(path).relative_to(paths.RESULTS)
 
 
 def linked_figures(report: str, source: Path) -> list[str]:
@@ -31,7 +37,7 @@ def linked_figures(report: str, source: Path) -> list[str]:
 
 
 def _stage(results: Path, staging: Path) -> list[Path]:
-    report = results / "REPORT.md"
+    report = results / _in_results(paths.REPORT_MARKDOWN)
     if not report.is_file():
         raise ArtifactError(f"{report} does not exist: finish the run (make reproduce) before publishing it")
     copies = {Path("REPORT.md"): report}
@@ -40,11 +46,11 @@ def _stage(results: Path, staging: Path) -> list[Path]:
     if not tables:
         raise ArtifactError(f"{results / 'tables'} holds no .md or .csv table")
     copies |= {Path("tables") / t.name: t for t in tables}
-    counts = results / "metrics" / "report.json"
+    counts = results / _in_results(paths.REPORT_METRICS)
     if not counts.is_file():
         raise ArtifactError(f"{counts} does not exist: the report step writes it beside REPORT.md")
     copies[Path("tables/report.json")] = counts
-    membership = results / "metrics" / "membership.json"
+    membership = results / _in_results(paths.MEMBERSHIP_SUMMARY)
     if membership.is_file():  # a preset without the membership stage has none
         copies[Path("tables/membership_summary.json")] = membership
     for relative, source in copies.items():

@@ -35,7 +35,7 @@ reproduce: $(VENV)/.runtime data-deps
 # survives beside the new one.
 reference: $(VENV)/.runtime
 	@test -n "$(PRESET)" || { echo "make reference needs PRESET=<the preset the run used>"; exit 2; }
-	python -m tempered publish-reference --results results --out docs/reference/$(PRESET)
+	python -m tempered publish-reference --results results --out docs/reference/$(PRESET) --preset $(PRESET)
 
 # Per-rule wall time, CPU time and peak memory of the last run (Snakemake's records under logs/benchmarks/).
 costs: $(VENV)/.runtime

@@ -60,7 +60,7 @@ def cmd_costs(args: argparse.Namespace) -> None:
 def cmd_publish_reference(args: argparse.Namespace) -> None:
     from tempered.stages.report.publish import publish_reference
 
-    copied = publish_reference(Path(args.results), Path(args.out))
+    copied = publish_reference(Path(args.results), Path(args.out), args.preset)
     print(f"published {len(copied)} files of {args.results} to {args.out}")
 
 
@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
              "copy a finished run's REPORT.md, the figures it shows and its tables into a reference directory")
     p.add_argument("--results", default="results", help="the run's results directory")
     p.add_argument("--out", required=True, help="the reference directory, e.g. docs/reference/quick")
+    p.add_argument("--preset", help="the preset the run used: refuse a run of any other config files")
     return parser
 
 

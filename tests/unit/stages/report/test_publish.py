@@ -1,6 +1,8 @@
 """A run's report published as a reference (tempered.stages.report.publish): what is copied, what stays, what is
 replaced whole, and that a broken run leaves the reference as it was."""
 
+from pathlib import Path
+
 import pytest
 
 from tempered.artifacts import ArtifactError
@@ -8,11 +10,13 @@ from tempered.cli import main
 from tempered.stages.report.publish import publish_reference
 
 
-def _run(results, figures=("figures/a/one.png", "figures/two.png"), membership=True):
+def _run(results, figures=("figures/a/one.png", "figures/two.png"), membership=True,
+         config_files="`config.yaml` + `workflow/presets/quick.yaml`"):
     (results / "tables").mkdir(parents=True)
     (results / "metrics").mkdir()
     links = "\n".join(f"![{f}]({f})" for f in figures)
-    (results / "REPORT.md").write_text(f"# Report\n\n{links}\n\nA table.\n")
+    (results / "REPORT.md").write_text(f"# Report\n\n- **config files**: {config_files}\n- **seeds**: 0\n\n{links}\n\n"
+                                       "A table.\n")
     for f in figures:
         (results / f).parent.mkdir(parents=True, exist_ok=True)
         (results / f).write_bytes(f.encode())
@@ -60,8 +64,59 @@ def test_a_run_without_the_membership_stage_has_no_summary(tmp_path):
     assert not (out / "tables" / "membership_summary.json").exists()
 
 
+def test_a_figure_link_with_a_title_is_published(tmp_path):
+    results, out = tmp_path / "results", tmp_path / "out"
+    _run(results)
+    (results / "figures" / "titled.png").write_bytes(b"t")
+    (results / "REPORT.md").write_text((results / "REPORT.md").read_text() + '![t](figures/titled.png "a title")\n')
+    publish_reference(results, out)
+    assert (out / "figures" / "titled.png").read_bytes() == b"t"
+
+
+@pytest.mark.parametrize(("preset", "config_files", "message"), [
+    ("quick", "`config.yaml` + `workflow/presets/smoke.yaml`", "needs config.yaml \\+ workflow/presets/quick.yaml"),
+    ("quick", "`config.yaml`", "the run read config.yaml; a reference of preset 'quick'"),
+    ("quick", "`config.yaml` + `workflow/presets/quick.yaml` + `mine.yaml`", "mine.yaml"),
+])
+def test_a_run_of_other_config_files_is_refused_for_a_preset(tmp_path, preset, config_files, message):
+    results, out = tmp_path / "results", tmp_path / "out"
+    _run(results, config_files=config_files)
+    _old_reference(out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(ArtifactError, match=message):
+        publish_reference(results, out, preset)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    publish_reference(results, out)  # without a preset to check, the same run is published
+
+
+def test_the_run_of_the_preset_is_published_for_it(tmp_path):
+    results, out = tmp_path / "results", tmp_path / "out"
+    _run(results)
+    assert len(publish_reference(results, out, "quick")) == 7
+
+
+def test_a_failed_move_puts_the_old_reference_back(tmp_path, monkeypatch):
+    results, out = tmp_path / "results", tmp_path / "out"
+    _run(results)
+    _old_reference(out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    rename = Path.rename
+
+    def failing(self, target):
+        if self.name == "tables" and self.parent.name == "new":  # the last entry's move into out
+            raise OSError("disk full")
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", failing)
+    with pytest.raises(OSError, match="disk full"):
+        publish_reference(results, out)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "REPORT.md", "experiments", "figures", "tables"]
+
+
 @pytest.mark.parametrize(("figure", "message"), [
     ("figures/missing.png", "links figure 'figures/missing.png'"),
+    ("metrics/plot.png", "is not under figures/"),
     # Joined here so that the repository's own check on paths written in tracked files does not flag it.
     ("/".join(["..", "outside.png"]), "is not a path inside the results directory"),
     ("/etc/hostname", "is not a path inside the results directory"),
@@ -70,11 +125,22 @@ def test_a_broken_run_leaves_the_reference_as_it_was(tmp_path, figure, message):
     results, out = tmp_path / "results", tmp_path / "out"
     _run(results)
     (results / "REPORT.md").write_text((results / "REPORT.md").read_text() + f"\n![bad]({figure})\n")
+    if figure.startswith("metrics/"):
+        (results / figure).write_bytes(b"a figure outside figures/")
     _old_reference(out)
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(ArtifactError, match=message.replace("(", r"\(")):
         publish_reference(results, out)
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_an_image_link_it_cannot_read_is_refused_by_line(tmp_path):
+    results, out = tmp_path / "results", tmp_path / "out"
+    _run(results)
+    (results / "REPORT.md").write_text((results / "REPORT.md").read_text() + "![spaced](figures/a b.png)\n")
+    with pytest.raises(ArtifactError, match=r"not of the form !\[alt\]\(path\): '!\[spaced\]"):
+        publish_reference(results, out)
+    assert not out.exists() or not (out / "REPORT.md").exists()
 
 
 def test_an_unfinished_run_is_named_and_the_command_fails(tmp_path, capsys):

@@ -362,14 +362,15 @@ def _markdown(table: pd.DataFrame, records: Sequence[dict], manifest: Mapping[st
     lines += ["Hendrycks & Gimpel 2017 (MNIST, MSP; AUROC / AUPR-in / AUPR-out %): "
               + "; ".join(f"{k} {a}/{b}/{c}" for k, (a, b, c) in paper.hendrycks_msp_mnist.items())
               + f"; misclassification AUROC {paper.hendrycks_misclassification}. They used no Fashion-MNIST. "
-              "Their claims read the `msp` rows of `hendrycks_mlp`, their MNIST network (three hidden layers of 256 "
-              "GELU units), not the Papernot CNN.", "",
+              f"Their claims read the `msp` rows of `{paper.hendrycks_model}` (config.yaml's models."
+              f"{paper.hendrycks_model}).", "",
               "Gaussian noise, one set per paper's definition (mean and std of each: `ood.noise`): "
               "`gaussian_noise_unclipped` is Hendrycks & Gimpel's, fed as drawn (pixels outside [0, 1]); "
               "`gaussian_noise_clipped` is DeVries & Taylor's, clipped to [0, 1].", "",
               "DeVries & Taylor's baseline is the MSP of a separately trained standard model (their budget-0 "
-              "checkpoint): here the `msp` rows of `cnn`, which sees the same samples. The `msp` rows of "
-              "`confidence` are the learned-confidence model's own max-softmax, not that baseline.", ""]
+              f"checkpoint): here the `msp` rows of `{paper.devries_baseline_model}`, which sees the same samples. "
+              "The `msp` rows of `confidence` are the learned-confidence model's own max-softmax, not that "
+              "baseline.", ""]
     for task, metrics in (("ood", METRICS), ("misclassification", MISCLASSIFICATION_METRICS)):
         rows = table[table["task"] == task]
         if rows.empty:

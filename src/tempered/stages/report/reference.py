@@ -58,6 +58,10 @@ class Reference:
     # Hendrycks & Gimpel 2017 (MNIST, MSP): AUROC / AUPR-in / AUPR-out in % per OOD set; misclassification AUROC %.
     hendrycks_msp_mnist: dict[str, tuple[int, int, int]]
     hendrycks_misclassification: int
+    # The models the claims read, so that the OOD report names them from claims.yaml rather than restating them:
+    # Hendrycks & Gimpel's MSP claims, and DeVries & Taylor's separately trained baseline.
+    hendrycks_model: str
+    devries_baseline_model: str
 
 
 def published(claims_path: Path | str = paths.CLAIMS) -> Reference:
@@ -67,7 +71,8 @@ def published(claims_path: Path | str = paths.CLAIMS) -> Reference:
 
 @cache
 def _published(claims_path: Path) -> Reference:
-    by_id: dict[str, Any] = {c["id"]: c["published"] for c in load_claims(claims_path)}
+    claims = {c["id"]: c for c in load_claims(claims_path)}
+    by_id: dict[str, Any] = {claim_id: c["published"] for claim_id, c in claims.items()}
 
     def value(claim_id: str) -> float:
         return float(by_id[claim_id])
@@ -116,4 +121,6 @@ def _published(claims_path: Path) -> Reference:
         hendrycks_msp_mnist={name: (percent(f"hendrycks.msp.{claim}"), *_HENDRYCKS_AUPR[name])
                              for claim, name in _HENDRYCKS_SETS.items()},
         hendrycks_misclassification=percent("hendrycks.misclassification"),
+        hendrycks_model=claims["hendrycks.msp.gaussian"]["model"],
+        devries_baseline_model=claims["devries.auroc.fashion"]["versus"]["model"],
     )

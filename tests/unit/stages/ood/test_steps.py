@@ -293,6 +293,8 @@ def test_the_report_lists_skipped_sets_and_the_tuning_protocol(artifacts, confid
     markdown = md_path.read_text()
     assert "- kmnist: torchvision could not download it: URLError: offline" in markdown
     assert "first 60 samples of each OOD set" in markdown and "the remaining samples (first 150)" in markdown
+    assert "Their claims read the `msp` rows of `hendrycks_mlp`" in markdown
+    assert "here the `msp` rows of `cnn`, which sees the same samples" in markdown
     table = pd.read_csv(table_path)
     assert set(table["task"]) == {"ood", "misclassification"}
     assert len(table[table["task"] == "ood"]) == 7 * 2

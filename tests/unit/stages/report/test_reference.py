@@ -88,6 +88,20 @@ def test_a_published_number_is_read_from_the_claims_file(tmp_path):
     assert reference.published(CLAIMS).cw_l2_mean["base"] == 1.76
 
 
+def test_the_models_the_ood_claims_read_come_from_the_claims_file(tmp_path):
+    """The OOD report names the model Hendrycks & Gimpel's claims read and DeVries & Taylor's baseline from the
+    claims, so a claim moved to another model is named as it is measured."""
+    assert reference.published(CLAIMS).hendrycks_model == "hendrycks_mlp"
+    assert reference.published(CLAIMS).devries_baseline_model == "cnn"
+    edited = tmp_path / "claims.yaml"
+    text = CLAIMS.read_text()
+    assert text.count('model: "hendrycks_mlp"') >= 1 and 'versus: {model: "cnn"' in text
+    edited.write_text(text.replace('model: "hendrycks_mlp"', 'model: "cnn"')
+                      .replace('versus: {model: "cnn"', 'versus: {model: "hendrycks_mlp"'))
+    assert reference.published(edited).hendrycks_model == "cnn"
+    assert reference.published(edited).devries_baseline_model == "hendrycks_mlp"
+
+
 def test_a_missing_claim_names_its_id(tmp_path):
     edited = tmp_path / "claims.yaml"
     text = CLAIMS.read_text()

@@ -48,6 +48,14 @@ def test_penalty_is_their_l2_loss_of_the_hidden_weights_only():
         GeluMLP(dropout=0.5)
 
 
+def test_config_gives_their_penalty(repo_config):
+    """config.yaml, not the constructor's default, sets the penalty the pipeline trains hendrycks_mlp with."""
+    model = build_model(repo_config["models"]["hendrycks_mlp"])
+    assert model.weight_decay == 1e-5
+    changed = {**repo_config["models"]["hendrycks_mlp"], "architecture_args": {"weight_decay": 3e-4}}
+    assert build_model(changed).weight_decay == 3e-4
+
+
 def test_their_recipe_learns_digits(mnist_arrays):
     torch.manual_seed(0)
     x = torch.from_numpy(mnist_arrays["x_train"][:5000].astype(np.float32) / 255).unsqueeze(1)

@@ -33,7 +33,7 @@ SLURM_TARGETS = [
     paths.GRADIENTS.format(model="student_T100", seed=0),  # soft_labels, train_student
     paths.ATTACK_METRICS.format(attack="fgsm", model="cnn", seed=0),
     paths.OOD_METRICS.format(model="cnn", seed=0),  # calibrate_model
-    paths.MEMBERSHIP_METRICS.format(model="mi200_cnn", seed=0),  # membership_shadow, the shadows' train_model
+    paths.MEMBERSHIP_METRICS.format(model="mi200_cnn", seed=0),  # membership_outputs, train_model at 4 seeds
 ]
 
 

@@ -229,10 +229,16 @@ def _check_membership(config: Mapping[str, Any], source: str) -> None:
                  for dataset, names in by_dataset.items() if len(names) > 1]
     problems += [f"membership.song2019_models.{kind}: {name!r} is not a model defined under 'models'"
                  for kind, name in cfg["song2019_models"].items() if name not in config["models"]]
-    largest = MNIST_TRAIN_SIZE // 2 - cfg["n_eval"]
-    problems += [f"membership.train_sizes: {size} leaves fewer than membership.n_eval ({cfg['n_eval']}) held-out "
-                 f"digits beside a target (of P1) or a shadow (of P2) of that size (at most {largest})"
-                 for size in cfg["train_sizes"] if size > largest]
+    # Carlini et al. 2022's pool (tempered.privacy.roles): a size's pool holds 2 x size of the split's 'train'
+    # images, and its recipes train at model seeds 0..n_shadows, of which the targets are membership.seeds.
+    n_train = MNIST_TRAIN_SIZE - config["split"]["validation_size"]  # a validation_size too large is named first
+    problems += [f"membership.train_sizes: {size} needs a pool of {2 * size} training images; the split's 'train' "
+                 f"set holds {n_train} (split.validation_size {config['split']['validation_size']} held out): at "
+                 f"most {n_train // 2}"
+                 for size in cfg["train_sizes"] if 0 < n_train < 2 * size]
+    problems += [f"membership.seeds: {seed} is no model seed of the membership recipes (0..membership.n_shadows = "
+                 f"{cfg['n_shadows']}): a target is one of them, its shadows the others"
+                 for seed in cfg["seeds"] if seed > cfg["n_shadows"]]
     if problems:
         raise ConfigError(f"invalid configuration ({source}):\n" + "\n".join(f"- {p}" for p in problems))
 

@@ -41,6 +41,9 @@ PARAMS_FILE = "dvc-params.json"
 JOBS_FILE = "dvc-jobs.json"
 JOBS_VAR = "jobs"  # JOBS_FILE's one top-level key: dvc.yaml's foreach stages read ${jobs.<stage>}
 RESOLVE_STAGE = "resolve_config"
+# Inputs listing one file per model seed, the job's own seed among them (rules/membership.smk): their seeds stay
+# as written, so one definition serves every target seed (tempered.dvc_foreach.template_text).
+NUMBERS_AS_WRITTEN = {"membership_attack": ("shadows",)}
 ONE_LINE = 1 << 30  # yaml's line width: never fold a command or a list
 # DVC runs each command with the `python` first on PATH; one without the package fails every stage with only
 # "No module named tempered". resolve_config, the first stage DVC evaluates, checks this first and says why.
@@ -144,7 +147,7 @@ def resolve_stage(config_files: Sequence[str], args: str) -> dict[str, Any]:
 
 
 def dvc_stage(job: SnakemakeJob, config: dict) -> dict[str, Any]:
-    stage: dict[str, Any] = {"cmd": job.cmd, "deps": list(job.inputs)}
+    stage: dict[str, Any] = {"cmd": job.cmd, "deps": list(dict.fromkeys(job.inputs))}  # a file named twice: once
     keys = _step_keys(job.cmd, config)
     if keys:
         stage["params"] = [{PARAMS_FILE: keys}]
@@ -177,7 +180,8 @@ def stage_definitions(config_files: Sequence[str]) -> list[Definition]:
     for job in snakemake_jobs(list(config_files[1:])):
         by_rule.setdefault(job.rule, []).append(
             JobStage(job_key(job), job.wildcards, job.named_inputs, dvc_stage(job, config),
-                     _settings(config, job.wildcards), *_labels(config, job.wildcards)))
+                     _settings(config, job.wildcards), *_labels(config, job.wildcards),
+                     NUMBERS_AS_WRITTEN.get(job.rule, ())))
     return [definition for rule, jobs in by_rule.items() for definition in fold(rule, jobs)]
 
 

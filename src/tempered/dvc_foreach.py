@@ -4,9 +4,8 @@ wildcards do not determine). dvc.yaml stays short in text however many jobs the 
 their own generated file (dvc_export.JOBS_FILE).
 
 A template is found by writing each job's wildcard values back as `${item.<name>}`, following the project's
-path conventions: a name-like value (model, attack, dataset) where it stands as a whole word or as the stem of
-its shadows' names (`mi1000_cnn_shadow3`), a number (seed, size, shadow k) only after its label (`seed0`,
-`size1000`, `shadow3`, `--seed 0`). Every template is checked
+path conventions: a name-like value (model, attack, dataset) where it stands as a whole word, a number (seed,
+size) only after its label (`seed0`, `size1000`, `--seed 0`). Every template is checked
 against every job it stands for: expanding it with the job's fields gives the job's stage exactly, or the
 export fails. Jobs whose inputs differ in shape (a list of files that varies with something the wildcards do not
 name) get one definition per shape.
@@ -20,10 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tempered.model_grid import SHADOW_SUFFIX
-
-# A number wildcard is written after one of its labels: paths say seed0/size1000/shadow3, commands --seed 0.
-NUMBER_LABELS = {"seed": ("seed", "--seed "), "size": ("size", "--size "), "k": ("shadow", "--shadow ")}
+# A number wildcard is written after one of its labels: paths say seed0/size1000, commands --seed 0.
+NUMBER_LABELS = {"seed": ("seed", "--seed "), "size": ("size", "--size ")}
 SOURCE_PREFIX = "src/"
 PLACEHOLDER = re.compile(r"\$\{item\.([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -41,6 +38,12 @@ class JobStage:
     # Finer parts (a membership size), applied only when the job's template still names one literally: its shape
     # then depends on it (a size's list of shadows), and each gets its own definition.
     refinements: tuple[str, ...] = ()
+    # Named inputs whose paths keep their numbers (template_text): a list over every seed.
+    numbers_as_written: tuple[str, ...] = ()
+
+    def literal_paths(self) -> tuple[tuple[str, ...], ...]:
+        values = [self.inputs.get(name, []) for name in self.numbers_as_written]
+        return tuple((value,) if isinstance(value, str) else tuple(value) for value in values)
 
 
 @dataclass(frozen=True)
@@ -57,11 +60,8 @@ def placeholder(field: str) -> str:
 
 
 def _word(value: str) -> re.Pattern[str]:
-    """`value` where it stands as a whole word, or as the stem of a name built on it: a membership target's own
-    shadows are <target>_shadow<k> (tempered.model_grid.SHADOW_SUFFIX), so its attack's list of shadows is one
-    template."""
-    return re.compile(r"(?<![A-Za-z0-9_])" + re.escape(value)
-                      + f"(?={re.escape(SHADOW_SUFFIX)}[0-9]|(?![A-Za-z0-9_]))")
+    """`value` where it stands as a whole word."""
+    return re.compile(r"(?<![A-Za-z0-9_])" + re.escape(value) + r"(?![A-Za-z0-9_])")
 
 
 def _labeled_number(name: str, value: str) -> re.Pattern[str]:
@@ -77,16 +77,35 @@ def template_key(key: str, job: JobStage) -> str:
     return template_text(key, job.wildcards, {})
 
 
-def template_text(text: str, wildcards: Mapping[str, str], fields: Mapping[str, str]) -> str:
+def _wildcards_in(text: str, wildcards: Mapping[str, str], numbers: bool) -> str:
+    for name, value in sorted(wildcards.items(), key=lambda kv: -len(kv[1])):
+        if value.isdigit() and not numbers:
+            continue
+        pattern = _labeled_number(name, value) if value.isdigit() else _word(value)
+        text = pattern.sub(placeholder(name).replace("\\", "\\\\"), text)
+    return text
+
+
+def template_text(text: str, wildcards: Mapping[str, str], fields: Mapping[str, str],
+                  numbers_as_written: Sequence[Sequence[str]] = ()) -> str:
     """`text` with the job's field values (whole paths, first) and wildcard values written as placeholders.
-    Source files stay as they are: attacks/fgsm.py is code every attack job depends on, not the attack's name."""
+    Source files stay as they are: attacks/fgsm.py is code every attack job depends on, not the attack's name.
+    numbers_as_written: lists of paths (one file per model seed, the job's own seed among them) that keep their
+    numbers, as a whole dep or as the whole list in a command: written as templates, every job's list would
+    differ in the one seed that is its own."""
     if text.startswith(SOURCE_PREFIX):
         return text
     for name, value in fields.items():
         text = " ".join(placeholder(name) if token == value else token for token in text.split(" "))
-    for name, value in sorted(wildcards.items(), key=lambda kv: -len(kv[1])):
-        pattern = _labeled_number(name, value) if value.isdigit() else _word(value)
-        text = pattern.sub(placeholder(name).replace("\\", "\\\\"), text)
+    if any(text in paths for paths in numbers_as_written):
+        return _wildcards_in(text, wildcards, numbers=False)
+    runs = [" ".join(paths) for paths in numbers_as_written if paths]
+    kept = [run for run in runs if run in text]
+    for i, run in enumerate(kept):  # out of the way while the numbers are templated
+        text = text.replace(run, f"\0{i}\0")
+    text = _wildcards_in(text, wildcards, numbers=True)
+    for i, run in enumerate(kept):
+        text = text.replace(f"\0{i}\0", _wildcards_in(run, wildcards, numbers=False))
     return text
 
 
@@ -129,7 +148,7 @@ def _item(job: JobStage, fields: Sequence[str]) -> dict[str, str]:
 def _template(job: JobStage, fields: Sequence[str]) -> dict[str, Any]:
     extra = {name: job.inputs[name] for name in fields}
     return {part: _map_strings(value, lambda text: template_key(text, job)) if part == "params"
-            else _map_strings(value, lambda text: template_text(text, job.wildcards, extra))
+            else _map_strings(value, lambda text: template_text(text, job.wildcards, extra, job.literal_paths()))
             for part, value in job.stage.items()}
 
 

@@ -1,15 +1,16 @@
 """The models a configuration defines, each as its place in the DAG's dimensions (issue 17).
 
 A model is a family (the entry under `models:` whose settings it takes), and, where the DAG adds them, its role
-and temperature on the distillation grid and its membership-inference training-set size and shadow index. Its
-name (the `{model}` wildcard, its result directory) is built from those dimensions here and never read back:
-code that needs a model's T, role, size or shadow looks the name up in `model_grid(config)`.
+and temperature on the distillation grid and its membership-inference training-set size. Its name (the `{model}`
+wildcard, its result directory) is built from those dimensions here and never read back: code that needs a
+model's T, role or size looks the name up in `model_grid(config)`.
 
 Names: `cnn` (a family), `teacher_T20` / `student_T0p5` (the grid; '.' -> 'p'), `mi2500_cnn_pgd` /
-`mi2500_student_T20` (a membership target of size 2500 copying that model), and the attacker's shadows of that
-size, named by the recipe they are trained like: `mi2500_student_T20_shadow3` (shadow 3 of the target's own recipe,
-membership.shadow_recipe: target) or `mi2500_cnn_shadow3` (of membership.shadow_model's recipe, shared by every
-target on its dataset: shadow_recipe shadow_model). Equal recipes give equal names, so they train once.
+`mi2500_student_T20` (a membership recipe of size 2500 copying that model). A membership recipe trains at model
+seeds 0..membership.n_shadows, seed k on its half k of the size's pool (tempered.privacy.roles): the target is
+the recipe at one of membership.seeds, its shadows are the same recipe's other seeds (membership.shadow_recipe
+target: trained like it) or those of membership.shadow_model's recipe on its dataset (shadow_recipe
+shadow_model). Shadows are a seed, not a name: there is no shadow model name to parse.
 """
 
 from __future__ import annotations
@@ -28,9 +29,6 @@ from tempered.config import ConfigError, settings_dataset, shadow_models
 # A temperature's part of a name: digits, with 'p' for the point. The check is on the names this module builds
 # (a wildcard value and a path segment must not hold '-', '+' or 'e'), not a parser: nothing reads a name back.
 _TAG = re.compile(r"^[0-9]+(?:p[0-9]+)?$")
-# A shadow's name: its recipe's name plus SHADOW_SUFFIX and k (`cnn_shadow3`); tempered.dvc_foreach writes templates
-# around the suffix.
-SHADOW_SUFFIX = "_shadow"
 
 
 def temperature_tag(temperature: float) -> str:
@@ -40,13 +38,12 @@ def temperature_tag(temperature: float) -> str:
 @dataclass(frozen=True)
 class ModelId:
     """One model's dimensions. `role` and `temperature` are set together (the distillation grid); `size` for a
-    membership target or shadow, `shadow` (its index k) for a shadow only."""
+    membership recipe (its model seed, the DAG's seed wildcard, picks its half of the pool)."""
 
     family: str
     role: str | None = None
     temperature: float | None = None
     size: int | None = None
-    shadow: int | None = None
 
     @property
     def name(self) -> str:
@@ -56,22 +53,12 @@ class ModelId:
 
     @property
     def inner(self) -> str:
-        """The name without the membership size: the model a target copies (`cnn_pgd`, `student_T20`) or a shadow
-        of that recipe (`student_T20_shadow3`)."""
-        recipe = self.family if self.role is None else f"{self.role}_T{temperature_tag(self.temperature)}"
-        return recipe if self.shadow is None else f"{recipe}{SHADOW_SUFFIX}{self.shadow}"
+        """The name without the membership size: the model a membership recipe copies (`cnn_pgd`, `student_T20`)."""
+        return self.family if self.role is None else f"{self.role}_T{temperature_tag(self.temperature)}"
 
     @property
     def is_membership(self) -> bool:
         return self.size is not None
-
-    @property
-    def is_target(self) -> bool:
-        return self.size is not None and self.shadow is None
-
-    @property
-    def is_shadow(self) -> bool:
-        return self.shadow is not None
 
     @property
     def is_distilled(self) -> bool:
@@ -143,37 +130,40 @@ def shared_shadow_model(config: Mapping[str, Any], dataset: str) -> str | None:
     return next((name for name in shadow_models(config) if family_dataset(config, name) == dataset), None)
 
 
-def shadows_of(config: Mapping[str, Any], target: ModelId) -> list[ModelId]:
-    """The shadows whose outputs the attacker of `target` uses: trained like the target (same family, T, role and
-    method; Carlini et al. 2022's likelihood-ratio attack assumes it) or, with membership.shadow_recipe
-    shadow_model, like the membership.shadow_model entry on the target's dataset, the same for every target there
-    (an attacker who knows neither T nor PGD training). A target on a dataset no entry learns keeps shadows like
-    itself."""
-    cfg = config["membership"]
+def shadow_recipe(config: Mapping[str, Any], target: ModelId) -> ModelId:
+    """The recipe whose other model seeds are the shadows of `target`'s attacker: the target's own (same family,
+    T, role and method; Carlini et al. 2022's likelihood-ratio attack assumes it) or, with membership.shadow_recipe
+    shadow_model, the membership.shadow_model entry on the target's dataset, the same for every target there (an
+    attacker who knows neither T nor PGD training). A target on a dataset no entry learns keeps its own recipe."""
     shared = shared_shadow_model(config, family_dataset(config, target.family))
-    if cfg["shadow_recipe"] == "shadow_model" and shared is not None:
-        return [ModelId(shared, size=target.size, shadow=k) for k in range(cfg["n_shadows"])]
-    return [dataclasses.replace(target, shadow=k) for k in range(cfg["n_shadows"])]
+    if config["membership"]["shadow_recipe"] == "shadow_model" and shared is not None:
+        return ModelId(shared, size=target.size)
+    return target
 
 
-def membership_shadow_ids(config: Mapping[str, Any], size: int | None = None) -> list[ModelId]:
-    """Every shadow of the targets (of one size), each once: recipe by recipe, in the targets' order."""
-    targets = [t for t in membership_target_ids(config) if size is None or t.size == size]
-    return list(dict.fromkeys(shadow for target in targets for shadow in shadows_of(config, target)))
+def membership_model_seeds(config: Mapping[str, Any]) -> list[int]:
+    """The model seeds every membership recipe trains at: 0..n_shadows, seed k on half k of its size's pool, so
+    each target (one of membership.seeds) has n_shadows shadows."""
+    return list(range(config["membership"]["n_shadows"] + 1))
+
+
+def membership_recipe_ids(config: Mapping[str, Any]) -> list[ModelId]:
+    """Every membership recipe, each once: the targets, then shadow recipes that are no target."""
+    targets = membership_target_ids(config)
+    return list(dict.fromkeys(targets + [shadow_recipe(config, t) for t in targets]))
 
 
 def membership_targets(config: Mapping[str, Any]) -> list[str]:
     return [m.name for m in membership_target_ids(config)]
 
 
-def membership_shadows(config: Mapping[str, Any], size: int | None = None) -> list[str]:
-    return [m.name for m in membership_shadow_ids(config, size)]
+def membership_recipes(config: Mapping[str, Any]) -> list[str]:
+    return [m.name for m in membership_recipe_ids(config)]
 
 
 def _grid_ids(config: Mapping[str, Any]) -> list[ModelId]:
-    """Every model the DAG builds beside the families: teachers, students, membership targets and shadows."""
-    return (distilled_ids(config, "teacher") + distilled_ids(config, "student") + membership_target_ids(config)
-            + membership_shadow_ids(config))
+    """Every model the DAG builds beside the families: teachers, students and membership recipes."""
+    return distilled_ids(config, "teacher") + distilled_ids(config, "student") + membership_recipe_ids(config)
 
 
 def _grid_key(config: Mapping[str, Any]) -> tuple:
@@ -181,15 +171,15 @@ def _grid_key(config: Mapping[str, Any]) -> tuple:
     d, m = config["distillation"], config["membership"]
     families = tuple((name, family_dataset(config, name)) for name in config["models"])
     return (families, d["base_model"], tuple(d["temperatures"]), tuple(m["models"]),
-            m["distilled"], tuple(m["train_sizes"]), m["n_shadows"], m["shadow_recipe"], shadow_models(config))
+            m["distilled"], tuple(m["train_sizes"]), m["shadow_recipe"], shadow_models(config))
 
 
 @functools.lru_cache(maxsize=16)
 def _grid_of(key: tuple) -> Mapping[str, ModelId]:
-    families, base, temperatures, models, distilled, sizes, n_shadows, recipe, shadow_model = key
+    families, base, temperatures, models, distilled, sizes, recipe, shadow_model = key
     config = {"models": {name: {"dataset": dataset} for name, dataset in families},
               "distillation": {"base_model": base, "temperatures": temperatures},
-              "membership": {"models": models, "distilled": distilled, "train_sizes": sizes, "n_shadows": n_shadows,
+              "membership": {"models": models, "distilled": distilled, "train_sizes": sizes,
                              "shadow_recipe": recipe, "shadow_model": shadow_model}}
     grid = {name: ModelId(name) for name, _ in families}
     grid.update((m.name, m) for m in _grid_ids(config))
@@ -204,8 +194,8 @@ def model_grid(config: Mapping[str, Any]) -> Mapping[str, ModelId]:
 
 def trained_model_names(config: Mapping[str, Any]) -> list[str]:
     """Every model the DAG has a checkpoint of: the enabled models, teachers and students, and every membership
-    target and shadow (including those that copy a disabled model, as mi<size>_cnn_pgd copies cnn_pgd)."""
-    return all_model_names(config) + membership_targets(config) + membership_shadows(config)
+    recipe (including those that copy a disabled model, as mi<size>_cnn_pgd copies cnn_pgd)."""
+    return all_model_names(config) + membership_recipes(config)
 
 
 def describe_grid(config: Mapping[str, Any]) -> str:
@@ -215,10 +205,8 @@ def describe_grid(config: Mapping[str, Any]) -> str:
     return (f"the entries under 'models' ({', '.join(sorted(config['models']))}); teacher_T<T> and student_T<T> "
             f"for T in distillation.temperatures ({temperatures}); mi<size>_<model> for size in "
             f"membership.train_sizes ({', '.join(map(str, cfg['train_sizes']))}) and model in membership.models "
-            f"({', '.join(membership_model_names(config))}); their shadows for k below membership.n_shadows "
-            f"({cfg['n_shadows']}): mi<size>_<model>_shadow<k>, <model> a target's own recipe or, with "
-            f"membership.shadow_recipe shadow_model, one of membership.shadow_model "
-            f"({', '.join(shadow_models(config))})")
+            f"({', '.join(membership_model_names(config))}) or, with membership.shadow_recipe shadow_model, in "
+            f"membership.shadow_model ({', '.join(shadow_models(config))})")
 
 
 def model_id(config: Mapping[str, Any], name: str) -> ModelId:
@@ -237,7 +225,7 @@ def model_settings(config: Mapping[str, Any], mid: ModelId) -> dict[str, Any]:
         if mid.role == "student":
             settings["teacher"] = mid.teacher().name
     if mid.is_membership:
-        settings["train_set"] = "shadow_in" if mid.is_shadow else "target"
+        settings["train_set"] = "pool_half"
         settings["limit_train"] = None
         if config["membership"]["epochs"] is not None:
             settings["epochs"] = config["membership"]["epochs"]
@@ -268,13 +256,11 @@ def derived_setting_keys(config: Mapping[str, Any], name: str) -> list[str]:
 
 
 def training_data(config: Mapping[str, Any], name: str) -> tuple[str, ...]:
-    """The index set a model trains on: the split's (its settings name which part), or a membership target's
-    roles of its size, or a shadow's own roles."""
+    """The index set a model trains on: the split's (its settings name which part), or, for a membership recipe,
+    its model seed's half of its size's pool (the seed is the job's, equal for models that train alike)."""
     mid = model_id(config, name)
-    if mid.is_shadow:
-        return ("shadow", str(mid.size), str(mid.shadow))
-    if mid.is_target:
-        return ("target", str(mid.size))
+    if mid.is_membership:
+        return ("pool", str(mid.size))
     return ("split",)
 
 
@@ -306,11 +292,8 @@ def name_problems(config: Mapping[str, Any]) -> list[str]:
     problems += [f"distillation.temperatures: {', '.join(map(repr, values))} all name the models teacher_T{tag} "
                  f"and student_T{tag} (names keep 6 significant digits); keep one"
                  for tag, values in by_tag.items() if len(values) > 1]
-    cfg = config["membership"]
-    problems += [f"membership.models: {name!r} would train as mi<size>_{name}, the name of a shadow model"
-                 for name in cfg["models"] if name in {m.inner for m in membership_shadow_ids(config)}]
     grid = {m.name for m in _grid_ids(config)}
     problems += [f"models.{name}: the DAG names one of its own models {name!r} (the distillation grid or a "
-                 f"membership target or shadow); rename this entry"
+                 f"membership recipe); rename this entry"
                  for name in config["models"] if name in grid]
     return problems

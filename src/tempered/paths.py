@@ -71,11 +71,11 @@ SZEGEDY_METRICS = f"{RESULTS}/metrics/szegedy/tables.json"
 SZEGEDY_EXAMPLES = f"{RESULTS}/figures/szegedy/examples/{{model}}/seed{{seed}}.png"
 SZEGEDY_TRANSFER_HEATMAP = f"{RESULTS}/figures/szegedy/transfer_matrix.png"
 
-# Membership inference (issue 8): roles per target size and per shadow, each shadow's outputs the attacker uses,
-# then per target (wildcard {model} = mi<size>_<name>) metrics, per-sample scores (one CSV per attack) and ROC
-TARGET_ROLES = f"{RESULTS}/membership/roles/size{{size}}/target.npz"
-SHADOW_ROLES = f"{RESULTS}/membership/roles/size{{size}}/shadow{{k}}.npz"
-SHADOW_OUTPUTS = f"{RESULTS}/membership/shadows/{{model}}/seed{{seed}}.npz"
+# Membership inference (issue 15): roles per size and model seed (its half of the pool), each membership model's
+# outputs on the candidates (what an attacker of it, or one using it as a shadow, reads), then per target (wildcard
+# {model} = mi<size>_<name>, {seed} its model seed) metrics, per-sample scores (one CSV per attack) and ROC
+MEMBERSHIP_ROLES = f"{RESULTS}/membership/roles/size{{size}}/seed{{seed}}.npz"
+MEMBERSHIP_OUTPUTS = f"{RESULTS}/membership/outputs/{{model}}/seed{{seed}}.npz"
 MEMBERSHIP_METRICS = f"{RESULTS}/metrics/membership/{{model}}/seed{{seed}}.json"
 MEMBERSHIP_SCORES_DIR = f"{RESULTS}/membership/scores/{{model}}/seed{{seed}}"
 MEMBERSHIP_ROC = f"{RESULTS}/figures/membership/roc/{{model}}/seed{{seed}}.png"

@@ -98,7 +98,7 @@ def reference_seconds(table_csv: Path) -> dict[str, float]:
 
 def training_set_size(config: Mapping[str, Any], model: str) -> int:
     settings, mid = model_config(config, model), model_id(config, model)
-    if mid.is_membership:  # a target or shadow trains on its roles: its size's
+    if mid.is_membership:  # a membership model trains on its half of its size's pool: the size
         size = mid.size
     elif settings["train_set"] in ("p1", "p2"):
         size = MNIST_TRAIN_SIZE // 2

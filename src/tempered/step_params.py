@@ -21,6 +21,7 @@ from tempered.model_grid import (
     model_config_key,
     model_dataset,
     model_id,
+    shadow_recipe,
 )
 
 # {model_key} is where the model's settings live: models.<model>, or the base model's for teacher_T<T> and
@@ -52,10 +53,11 @@ STEP_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
                        "szegedy.paper_labels", "szegedy.attack.sample_set", "szegedy.gaussian.clip",
                        "szegedy.magnify_per"),
     "membership-roles": ("membership.n_eval", "membership.seed"),
-    "membership-shadow": ("membership.adversarial_input.{model_dataset}", "evaluation.batch_size",
+    "membership-outputs": ("membership.adversarial_input.{model_dataset}", "evaluation.batch_size",
                           "calibration.init_temperature", "calibration.max_iter"),
     "membership-attack": ("membership.adversarial_input.{model_dataset}", "membership.bootstrap",
-                          "membership.shadow_recipe", "evaluation.batch_size", "calibration"),
+                          "membership.shadow_recipe", "membership.shadow_model", "membership.n_shadows",
+                          "calibration.n_bins"),
     "membership-report": ("membership", "distillation", "models"),
     "summarize": (),
     "plot-training": (),
@@ -173,8 +175,14 @@ class StepConfig(Mapping[str, Any]):
         return model_config(self._root, name)
 
     def model_id(self, name: str) -> ModelId:
-        """Model `name`'s dimensions (family, role, T, membership size, shadow): tempered.model_grid.model_id."""
+        """Model `name`'s dimensions (family, role, T, membership size): tempered.model_grid.model_id."""
         return model_id(self._root, name)
+
+    def shadow_recipe(self, name: str) -> ModelId:
+        """The recipe whose other model seeds are target `name`'s shadows (tempered.model_grid.shadow_recipe). Free
+        like model(): the step that asks declares membership.shadow_recipe and membership.shadow_model, and the
+        recipe's settings reach it with the shadows' outputs."""
+        return shadow_recipe(self._root, model_id(self._root, name))
 
     def model_key(self, name: str) -> str:
         """The config key model `name`'s settings live under (for messages that name what to change)."""

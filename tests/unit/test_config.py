@@ -105,7 +105,7 @@ def test_step_params_do_not_depend_on_key_order(repo_config):
 
 def test_membership_models_copy_their_model_on_their_own_training_set(repo_config):
     from tempered.model_grid import (
-        membership_shadows,
+        membership_recipes,
         membership_targets,
         model_config,
         model_config_key,
@@ -114,33 +114,27 @@ def test_membership_models_copy_their_model_on_their_own_training_set(repo_confi
     from tempered.step_params import step_config_keys
 
     cfg = copy.deepcopy(repo_config)
-    cfg["membership"].update(train_sizes=[1000, 5000], epochs=7, n_shadows=2, shadow_recipe="shadow_model")
+    cfg["membership"].update(train_sizes=[1000, 5000], epochs=7, n_shadows=3, shadow_recipe="shadow_model")
     t = temperature_tag(cfg["distillation"]["temperatures"][-1])
     targets = membership_targets(cfg)
     assert {"mi1000_cnn", "mi5000_cnn_pgd", f"mi1000_teacher_T{t}", f"mi5000_student_T{t}"} <= set(targets)
-    # One shared recipe for the MNIST targets; Song et al.'s Fashion-MNIST CNNs keep shadows trained like them (a
-    # shadow of shadow_model learns MNIST).
-    fashion = [f"mi{size}_{m}_shadow{k}" for size in (1000, 5000) for m in ("song_fmnist", "song_fmnist_pgd")
-               for k in (0, 1)]
-    assert sorted(membership_shadows(cfg)) == sorted(["mi1000_cnn_shadow0", "mi1000_cnn_shadow1", "mi5000_cnn_shadow0",
-                                                      "mi5000_cnn_shadow1", *fashion])
-    assert model_config(cfg, "mi1000_song_fmnist_pgd_shadow1")["dataset"] == "fashion_mnist"
+    assert set(membership_recipes(cfg)) == set(targets)  # the shared recipe (cnn) is a target too
     cnn = model_config(cfg, "mi1000_cnn")
-    assert cnn == {**cfg["models"]["cnn"], "train_set": "target", "limit_train": None, "epochs": 7}
+    assert cnn == {**cfg["models"]["cnn"], "train_set": "pool_half", "limit_train": None, "epochs": 7}
     assert model_config(cfg, "mi1000_cnn_pgd")["pgd_training"] == cfg["models"]["cnn_pgd"]["pgd_training"]
+    assert model_config(cfg, "mi1000_song_fmnist_pgd")["dataset"] == "fashion_mnist"
     student = model_config(cfg, f"mi1000_student_T{t}")
-    assert student["teacher"] == f"mi1000_teacher_T{t}" and student["train_set"] == "target"
-    assert model_config(cfg, "mi5000_cnn_shadow1")["train_set"] == "shadow_in"
-    assert model_config_key(cfg, "mi5000_cnn_shadow1") == f"models.{cfg['membership']['shadow_model']}"
-    # A shadow's settings are membership.shadow_model's entry, with membership.epochs: both in its training params.
-    shadow_keys = step_config_keys("train", cfg, model="mi1000_cnn_shadow0")
-    assert shadow_keys == [f"models.{cfg['membership']['shadow_model']}", "evaluation.limit_eval", "membership.epochs"]
+    assert student["teacher"] == f"mi1000_teacher_T{t}" and student["train_set"] == "pool_half"
+    assert model_config_key(cfg, f"mi1000_student_T{t}") == f"models.{cfg['distillation']['base_model']}"
+    # A membership model's settings are its family's entry, with membership.epochs: both in its training params.
+    keys = step_config_keys("train", cfg, model="mi1000_cnn_pgd")
+    assert keys == ["models.cnn_pgd", "evaluation.limit_eval", "membership.epochs"]
     assert "membership.epochs" not in step_config_keys("train", cfg, model="cnn")
     # An unknown name is refused with the settings that define the names (nothing reads a name apart to say which).
     for unknown in ("mi2000_cnn", "mi1000_cnn_shadow2", "mi1000_shadow0", "mi1000_nope", "student_T3"):
         with pytest.raises(ConfigError, match=f"unknown model '{unknown}'") as refused:
             model_config(cfg, unknown)
-        for grid_key in ("membership.train_sizes (1000, 5000)", "membership.n_shadows (2)", "membership.models (cnn, ",
+        for grid_key in ("membership.train_sizes (1000, 5000)", "membership.models (cnn, ",
                          "distillation.temperatures (", "'models' (ae400_10, cnn, "):
             assert grid_key in str(refused.value)
 
@@ -148,7 +142,8 @@ def test_membership_models_copy_their_model_on_their_own_training_set(repo_confi
 @pytest.mark.parametrize("change, named", [
     ({"models": ["cnn", "nope"]}, "membership.models: 'nope'"),
     ({"shadow_model": "nope"}, "membership.shadow_model: 'nope'"),
-    ({"train_sizes": [29000]}, "membership.train_sizes: 29000"),
+    ({"train_sizes": [29000]}, "membership.train_sizes: 29000 needs a pool of 58000"),
+    ({"seeds": [0, 17]}, r"membership.seeds: 17 is no model seed of the membership recipes \(0..membership.n_shadows"),
 ])
 def test_bad_membership_settings_are_named(repo_config, change, named):
     cfg = copy.deepcopy(repo_config)

@@ -70,7 +70,7 @@ def test_one_stage_per_snakemake_job_with_the_same_command_and_files(smoke_stage
         name, stage = by_outputs[tuple(sorted(job.outputs))]
         assert name.partition("@")[0].startswith(job.rule)
         assert stage["cmd"] == job.cmd
-        assert sorted(stage["deps"]) == sorted(job.inputs)
+        assert sorted(stage["deps"]) == sorted(set(job.inputs))  # a file the job names twice is one dep
 
 
 def test_each_stage_depends_on_the_code_its_step_runs_not_on_the_whole_package(smoke_stages):
@@ -111,17 +111,24 @@ def test_seed_and_temperature_wildcards_follow_config():
     grid = (1, 2, 5, 10, 20, 30, 40, 50, 100)
     assert {s for s in paper if s.startswith("train_student@student")} == {
         f"train_student@student_T{t}-seed{s}" for t in grid for s in (0, 1, 2)}
-    # The membership targets distil too, one student per size, T and seed, on their own roles.
-    # And so do their shadows (shadow_recipe target), each on its own roles.
+    # The membership recipes distil too, one student per size, T and model seed (0..n_shadows: targets and
+    # shadows alike), each on its seed's half of the pool.
     mi1000 = "train_student_membership@mi1000_"
-    shadows = range(16)
     assert {s for s in paper if s.startswith(mi1000)} == {
-        f"{mi1000}student_T{t}{shadow}-seed{s}" for t in grid for s in (0, 1, 2)
-        for shadow in ("", *(f"_shadow{k}" for k in shadows))}
-    shadow_student = paper[f"{mi1000}student_T20_shadow3-seed1"]
-    assert "results/membership/roles/size1000/shadow3.npz" in shadow_student["deps"]
-    assert "results/distillation/mi1000_teacher_T20_shadow3/seed1/soft_labels.npz" in shadow_student["deps"]
-    assert "results/membership/roles/size1000/target.npz" in paper[f"{mi1000}student_T20-seed1"]["deps"]
+        f"{mi1000}student_T{t}-seed{k}" for t in grid for k in range(17)}
+    student = paper[f"{mi1000}student_T20-seed3"]
+    assert "results/membership/roles/size1000/seed3.npz" in student["deps"]
+    assert "results/distillation/mi1000_teacher_T20/seed3/soft_labels.npz" in student["deps"]
+
+
+def test_an_attack_reads_its_recipes_outputs_at_every_model_seed():
+    paper = committed_stages(REPO_ROOT)
+    # One definition for every target seed: the list of the recipe's outputs keeps its seeds as written.
+    assert {f"membership_attack_1@mi1000_cnn_pgd-seed{s}" for s in (0, 1, 2)} <= set(paper)
+    attack = paper["membership_attack_1@mi1000_cnn_pgd-seed1"]
+    assert "--target results/membership/outputs/mi1000_cnn_pgd/seed1.npz" in attack["cmd"]
+    outputs = [d for d in attack["deps"] if d.startswith("results/membership/outputs/")]
+    assert sorted(outputs) == sorted(f"results/membership/outputs/mi1000_cnn_pgd/seed{k}.npz" for k in range(17))
     student = paper["train_student@student_T20-seed1"]
     assert "results/distillation/teacher_T20/seed1/soft_labels.npz" in student["deps"]
 

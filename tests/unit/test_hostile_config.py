@@ -122,16 +122,6 @@ def test_temperatures_that_name_distinct_models_pass(repo_config):
                                                      "temperatures": [0.5, 1, 1.5, 100, 100.5, 0.0001, 999999]}})
 
 
-@pytest.mark.parametrize("recipe", ["shadow_model", "target"])
-def test_a_membership_model_that_would_share_a_shadows_name_is_refused(repo_config, recipe):
-    """A shadow is mi<size>_<recipe>_shadow<k>, its recipe a target's own or the shared membership.shadow_model."""
-    name = "cnn_shadow0"
-    def mutate(c):
-        c["models"][name] = c["models"]["cnn"]
-        c["membership"].update(models=["cnn", name], shadow_recipe=recipe)
-    assert f"membership.models: '{name}' would train as mi<size>_{name}" in refused(repo_config, mutate)
-
-
 # --- issue 18 item 3: a common mistake ends in one message that says what to do -----------------------------------
 
 

@@ -8,13 +8,14 @@ from tempered.config import ConfigError, validate_config
 from tempered.model_grid import (
     ModelId,
     family_dataset,
-    membership_shadows,
+    membership_model_seeds,
+    membership_recipes,
     membership_target_ids,
     model_config,
     model_dataset,
     model_grid,
     model_id,
-    shadows_of,
+    shadow_recipe,
     trained_model_names,
     training_data,
     training_twins,
@@ -25,7 +26,7 @@ from tempered.model_grid import (
 def grid_config(repo_config):
     cfg = copy.deepcopy(repo_config)
     cfg["distillation"]["temperatures"] = [0.5, 1, 20]
-    cfg["membership"].update(train_sizes=[1000, 5000], n_shadows=2, distilled=True)
+    cfg["membership"].update(train_sizes=[1000, 5000], n_shadows=3, distilled=True)
     return cfg
 
 
@@ -38,34 +39,27 @@ def test_every_trained_model_is_in_the_grid_under_the_name_its_dimensions_build(
 
 
 def test_the_dimensions_of_each_kind_of_model(grid_config):
-    base, shadow_family = grid_config["distillation"]["base_model"], grid_config["membership"]["shadow_model"]
+    base = grid_config["distillation"]["base_model"]
     assert model_id(grid_config, "cnn") == ModelId("cnn")
     assert model_id(grid_config, "student_T0p5") == ModelId(base, "student", 0.5)
     assert model_id(grid_config, "mi5000_teacher_T20") == ModelId(base, "teacher", 20.0, size=5000)
     assert model_id(grid_config, "mi1000_cnn_pgd") == ModelId("cnn_pgd", size=1000)
-    assert model_id(grid_config, "mi1000_cnn_pgd_shadow1") == ModelId("cnn_pgd", size=1000, shadow=1)
-    assert model_id(grid_config, "mi1000_student_T20_shadow0") == ModelId(base, "student", 20.0, 1000, 0)
-    grid_config["membership"]["shadow_recipe"] = "shadow_model"
-    # A shared recipe's shadows are named by the recipe: the same models as that recipe's own shadows.
-    assert model_id(grid_config, f"mi1000_{shadow_family}_shadow1") == ModelId(shadow_family, size=1000, shadow=1)
+    assert not any("shadow" in name for name in model_grid(grid_config))  # shadows are model seeds, not names
 
 
-def test_shadows_trained_like_their_target(grid_config):
-    """shadow_recipe target: each target's shadows have its family, role and T, on the shadows' own data; the
-    teacher shadows its student shadows learn from are in the grid; recipes that are equal train once."""
+def test_shadows_are_the_target_recipes_other_model_seeds(grid_config):
+    """shadow_recipe target: each target's shadows are its own recipe (family, role, T, method) at every other
+    model seed; every recipe trains on its half of the pool, so equal recipes (the teacher at T=1 and the base CNN)
+    train once."""
+    assert membership_model_seeds(grid_config) == [0, 1, 2, 3]
     for target in membership_target_ids(grid_config):
-        shadows = shadows_of(grid_config, target)
-        assert [s.shadow for s in shadows] == [0, 1]
-        for shadow in shadows:
-            assert (shadow.family, shadow.role, shadow.temperature, shadow.size) == (
-                target.family, target.role, target.temperature, target.size)
-            settings = model_config(grid_config, shadow.name)
-            assert settings == {**model_config(grid_config, target.name), "train_set": "shadow_in",
-                                **({"teacher": shadow.teacher().name} if target.role == "student" else {})}
-            assert training_data(grid_config, shadow.name) == ("shadow", str(target.size), str(shadow.shadow))
+        assert shadow_recipe(grid_config, target) == target
+        assert model_config(grid_config, target.name)["train_set"] == "pool_half"
+        assert training_data(grid_config, target.name) == ("pool", str(target.size))
+    assert sorted(membership_recipes(grid_config)) == sorted(t.name for t in membership_target_ids(grid_config))
     twins = training_twins(grid_config)
-    assert twins["mi1000_teacher_T1_shadow0"] == "mi1000_cnn_shadow0"  # the teacher at T=1 is the base CNN
-    assert "mi1000_student_T1_shadow0" not in twins  # it learns from soft labels, not the labels
+    assert twins["mi1000_teacher_T1"] == "mi1000_cnn"  # the teacher at T=1 is the base CNN
+    assert "mi1000_student_T1" not in twins  # it learns from soft labels, not the labels
 
 
 def test_one_shared_recipe_gives_every_target_the_same_shadows(grid_config):
@@ -73,22 +67,23 @@ def test_one_shared_recipe_gives_every_target_the_same_shadows(grid_config):
     mnist = [t for t in membership_target_ids(grid_config) if family_dataset(grid_config, t.family) == "mnist"]
     assert len(mnist) > 1
     for target in mnist:
-        assert [s.name for s in shadows_of(grid_config, target)] == [f"mi{target.size}_cnn_shadow0",
-                                                                      f"mi{target.size}_cnn_shadow1"]
-    assert [s for s in membership_shadows(grid_config) if "song" not in s] == [
-        "mi1000_cnn_shadow0", "mi1000_cnn_shadow1", "mi5000_cnn_shadow0", "mi5000_cnn_shadow1"]
+        assert shadow_recipe(grid_config, target).name == f"mi{target.size}_cnn"
 
 
-def test_a_target_on_another_dataset_keeps_shadows_like_it_under_the_shared_recipe(grid_config):
-    """shadow_model's shadows learn MNIST: an attacker of a Fashion-MNIST target trains shadows like it instead."""
+def test_a_shared_recipe_that_is_no_target_trains_as_a_recipe(grid_config):
+    grid_config["membership"].update(shadow_recipe="shadow_model", models=["cnn_pgd"], distilled=False)
+    assert membership_recipes(grid_config) == ["mi1000_cnn_pgd", "mi5000_cnn_pgd", "mi1000_cnn", "mi5000_cnn"]
+    assert "mi1000_cnn" in trained_model_names(grid_config)
+
+
+def test_a_target_on_another_dataset_keeps_its_own_recipe_under_the_shared_recipe(grid_config):
+    """shadow_model's shadows learn MNIST: an attacker of a Fashion-MNIST target uses shadows like it instead."""
     grid_config["membership"]["shadow_recipe"] = "shadow_model"
     grid_config["membership"]["models"] = ["cnn", "song_fmnist_pgd"]
     target = model_id(grid_config, "mi1000_song_fmnist_pgd")
-    shadows = shadows_of(grid_config, target)
-    assert [s.name for s in shadows] == ["mi1000_song_fmnist_pgd_shadow0", "mi1000_song_fmnist_pgd_shadow1"]
-    assert {model_dataset(grid_config, s.name) for s in shadows} == {"fashion_mnist"}
-    assert model_config(grid_config, shadows[0].name)["pgd_training"]["eps"] == 0.1
-    assert model_dataset(grid_config, "mi1000_cnn_shadow0") == "mnist"  # the MNIST targets' shared shadows
+    assert shadow_recipe(grid_config, target) == target
+    assert model_dataset(grid_config, target.name) == "fashion_mnist"
+    assert model_config(grid_config, target.name)["pgd_training"]["eps"] == 0.1
 
 
 def test_one_shared_recipe_per_dataset(grid_config):
@@ -97,13 +92,11 @@ def test_one_shared_recipe_per_dataset(grid_config):
     grid_config["membership"].update(shadow_recipe="shadow_model", shadow_model=["cnn", "song_fmnist"],
                                      models=["cnn", "cnn_pgd", "song_fmnist", "song_fmnist_pgd"])
     validate_config(grid_config)
-    natural = [s.name for s in shadows_of(grid_config, model_id(grid_config, "mi1000_song_fmnist"))]
-    assert natural == ["mi1000_song_fmnist_shadow0", "mi1000_song_fmnist_shadow1"]
-    assert [s.name for s in shadows_of(grid_config, model_id(grid_config, "mi1000_song_fmnist_pgd"))] == natural
-    assert [s.name for s in shadows_of(grid_config, model_id(grid_config, "mi1000_cnn_pgd"))] == [
-        "mi1000_cnn_shadow0", "mi1000_cnn_shadow1"]
-    assert "pgd_training" not in model_config(grid_config, natural[0])
-    assert not any("pgd_shadow" in name for name in membership_shadows(grid_config))
+    natural = shadow_recipe(grid_config, model_id(grid_config, "mi1000_song_fmnist"))
+    assert natural.name == "mi1000_song_fmnist"
+    assert shadow_recipe(grid_config, model_id(grid_config, "mi1000_song_fmnist_pgd")) == natural
+    assert shadow_recipe(grid_config, model_id(grid_config, "mi1000_cnn_pgd")).name == "mi1000_cnn"
+    assert "pgd_training" not in model_config(grid_config, natural.name)
 
 
 def test_two_shared_recipes_on_one_dataset_are_refused(grid_config):
@@ -121,12 +114,8 @@ def test_a_student_learns_from_the_teacher_at_its_own_place_in_the_grid(grid_con
 
 def test_what_each_model_trains_on_follows_from_its_dimensions(grid_config):
     assert training_data(grid_config, "student_T20") == ("split",)
-    assert training_data(grid_config, "mi5000_student_T20") == ("target", "5000")
-    assert training_data(grid_config, "mi5000_student_T20_shadow1") == ("shadow", "5000", "1")
-    grid_config["membership"]["shadow_recipe"] = "shadow_model"
-    assert training_data(grid_config, "mi5000_cnn_shadow1") == ("shadow", "5000", "1")
-    assert [s.name for s in shadows_of(grid_config, model_id(grid_config, "mi5000_student_T20"))][1] == (
-        "mi5000_cnn_shadow1")
+    assert training_data(grid_config, "mi5000_student_T20") == ("pool", "5000")
+    assert training_data(grid_config, "mi1000_cnn_pgd") == ("pool", "1000")
 
 
 def test_an_entry_under_models_that_takes_a_grid_name_is_refused(grid_config):

@@ -62,16 +62,16 @@ def dvc_plan(repo: Path) -> set[str]:
 def test_a_new_temperature_adds_only_its_own_jobs(snakemake_run, dvc_run, tmp_path):
     grow = {"distillation": {"temperatures": [100, 2]}}
     planned = snakemake_plan(edited_copy(snakemake_run, tmp_path / "sm", grow))
-    # T2's own jobs include its membership targets mi<size>_teacher_T2 / mi<size>_student_T2, their attacks and
-    # their shadows mi<size>_teacher_T2_shadow<k> (trained like them: membership.shadow_recipe target).
-    own = {j for j in planned if re.search(r"model=(mi\d+_)?(teacher|student)_T2(_shadow\d+)?\b", j)}
+    # T2's own jobs include its membership recipes mi<size>_teacher_T2 / mi<size>_student_T2 at every model seed
+    # (targets and, membership.shadow_recipe target, their own shadows), their outputs and attacks.
+    own = {j for j in planned if re.search(r"model=(mi\d+_)?(teacher|student)_T2\b", j)}
     assert {j.split("[")[0] for j in own} >= {"train_model", "soft_labels", "train_student", "evaluate_model",
                                               "attack_model", "calibrate_model", "detect_ood", "membership_attack"}
     assert planned - own == GATHERING, sorted(planned - own)
 
     stages = dvc_plan(edited_copy(dvc_run, tmp_path / "dvc", grow))
     # DVC names a job <stage>@<wildcards joined by '-'>: the model follows '@' or another wildcard (the attack).
-    dvc_own = {s for s in stages if re.search(r"[@-](mi\d+_)?(teacher|student)_T2(_shadow\d+)?(-|$)", s)}
+    dvc_own = {s for s in stages if re.search(r"[@-](mi\d+_)?(teacher|student)_T2(-|$)", s)}
     # Every Snakemake job is one DVC stage, so the counts must match.
     assert len(dvc_own) == len(own), (sorted(dvc_own), sorted(own))
     assert stages - dvc_own == GATHERING, sorted(stages - dvc_own)
@@ -93,15 +93,14 @@ def test_one_attack_setting_reruns_only_that_attack(snakemake_run, dvc_run, tmp_
 
 
 def test_a_new_membership_size_adds_only_its_own_jobs(snakemake_run, dvc_run, tmp_path):
-    """Roles are one file per size and per shadow, so a new size trains and attacks its own targets and shadows
-    and leaves every built size alone; only the membership report and the reproduction report gather."""
+    """Roles are one file per size and model seed, so a new size trains and attacks its own models and leaves
+    every built size alone; only the membership report and the reproduction report gather."""
     membership = yaml.safe_load((snakemake_run / SMOKE).read_text())["membership"]
     grow = {"membership": {**membership, "train_sizes": [*membership["train_sizes"], 300]}}
     planned = snakemake_plan(edited_copy(snakemake_run, tmp_path / "sm", grow))
     own = {j for j in planned if re.search(r"(size=300|model=mi300_)", j)}
-    assert {j.split("[")[0] for j in own} == {"membership_target_roles", "membership_shadow_roles", "train_model",
-                                              "soft_labels", "train_student", "membership_shadow",
-                                              "membership_attack"}
+    assert {j.split("[")[0] for j in own} == {"membership_roles", "train_model", "soft_labels", "train_student",
+                                              "membership_outputs", "membership_attack"}
     assert planned - own == {"membership_report", "report"}, sorted(planned - own)
 
     stages = dvc_plan(edited_copy(dvc_run, tmp_path / "dvc", grow))

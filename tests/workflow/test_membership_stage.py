@@ -1,17 +1,26 @@
 """The membership-inference stage as the DAG builds it on the smoke preset: roles kept apart in the files the
 models trained on, every number recomputable from the per-sample scores, temperature scaling unable to move the
-correctness attack, the report's answer; and the stage's refusals on tiny artifacts."""
+correctness attack, the report's answer; and a refusal of a size the pool cannot hold."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from tempered.artifacts import ArtifactError, read_arrays, read_checkpoint, read_json, write_arrays
+from tempered.artifacts import read_arrays, read_checkpoint, read_json
 from tempered.config import load_config
-from tempered.model_grid import membership_shadow_ids, membership_targets, model_dataset, model_id, shadows_of
+from tempered.model_grid import (
+    membership_model_seeds,
+    membership_recipe_ids,
+    membership_targets,
+    model_dataset,
+    model_id,
+    shadow_recipe,
+)
 from tempered.ood.metrics import auroc
 from tests.pipeline import SMOKE
 
@@ -26,52 +35,80 @@ def smoke_config(snakemake_run):
     return load_config([snakemake_run / "config.yaml", snakemake_run / SMOKE])
 
 
+def trained_membership_models(config) -> list[tuple[str, int]]:
+    """(recipe, model seed) of every membership model the DAG trains: a shadow recipe at every model seed, a
+    target that is no shadow recipe at membership.seeds only."""
+    targets = [model_id(config, name) for name in membership_targets(config)]
+    shadows = {shadow_recipe(config, t).name for t in targets}
+    return [(m.name, k) for m in membership_recipe_ids(config)
+            for k in (membership_model_seeds(config) if m.name in shadows else config["membership"]["seeds"])]
+
+
 def test_roles_in_the_files_the_models_trained_on_keep_apart_what_they_must(snakemake_run, smoke_config):
+    """Each model seed trains on its half of the size's pool (recorded by digest in its checkpoint), with exactly
+    half of the candidates IN; every candidate is IN for some model seeds and OUT for others."""
+    from tempered.artifacts import sha256_file
+
     root = snakemake_run / "results"
+    seeds = membership_model_seeds(smoke_config)
     for size in smoke_config["membership"]["train_sizes"]:
-        target = read_arrays(root / f"membership/roles/size{size}/target.npz")
-        assert len(target["target"]) == size and set(target["members"]) <= set(target["target"])
-        # Non-members are training digits (one distribution with the members) that the target never saw.
-        assert not set(target["nonmembers"]) & set(target["target"])
-        assert len(target["calibration"]) == 10_000  # the test set: no non-member among them
-        candidates = list(target["members"]) + list(target["nonmembers"])
-        in_for = []
-        for k in range(smoke_config["membership"]["n_shadows"]):
-            roles = read_arrays(root / f"membership/roles/size{size}/shadow{k}.npz")
-            mine = {c for c, inside in zip(candidates, roles["candidate_in"], strict=True) if inside}
-            # A shadow trains on its half of the candidates (online LiRA) and on P2, never on the rest of a
-            # target's set; its threshold data are its IN and OUT candidates.
-            assert set(roles["shadow_in"]) & (set(target["target"]) | set(target["nonmembers"])) == mine
-            assert set(roles["shadow_members"]) == mine and not set(roles["shadow_out"]) & set(roles["shadow_in"])
-            in_for.append(roles["candidate_in"])
-        assert set(np.stack(in_for).sum(axis=0)) == {len(in_for) // 2}  # IN for half the shadows, every one
-        for shadow in membership_shadow_ids(smoke_config, size):
-            _, meta = read_checkpoint(root / f"models/{shadow.name}/seed0/model.pt")
-            assert meta["train_size"] == size and meta["model_config"]["train_set"] == "shadow_in"
-        _, meta = read_checkpoint(root / f"models/mi{size}_cnn/seed0/model.pt")
-        assert meta["train_size"] == size and meta["model_config"]["train_set"] == "target"
+        roles = {k: read_arrays(root / f"membership/roles/size{size}/seed{k}.npz") for k in seeds}
+        candidates = roles[0]["candidates"]
+        for k, r in roles.items():
+            assert np.array_equal(r["candidates"], candidates)
+            half = set(r["pool_half"])
+            assert len(half) == size and set(candidates[r["candidate_in"]]) == set(r["members"]) <= half
+            assert not set(r["nonmembers"]) & half  # non-members: training digits this model never saw
+            assert len(r["calibration"]) == 10_000  # the test set: no non-member among them
+            for recipe, seed in trained_membership_models(smoke_config):
+                if seed != k or model_id(smoke_config, recipe).size != size:
+                    continue
+                _, meta = read_checkpoint(root / f"models/{recipe}/seed{k}/model.pt")
+                assert meta["train_size"] == size and meta["model_config"]["train_set"] == "pool_half"
+                roles_file = root / f"membership/roles/size{size}/seed{k}.npz"
+                assert meta["provenance"]["data_digests"][roles_file.name] == sha256_file(roles_file), recipe
+        assert not set(roles[0]["pool_half"]) & set(roles[1]["pool_half"])  # seeds 0 and 1: complementary
+        in_for = np.stack([r["candidate_in"] for r in roles.values()]).sum(axis=0)
+        assert in_for.min() >= 1 and in_for.max() <= len(seeds) - 1  # every candidate has IN and OUT models
 
 
-def test_each_targets_shadows_were_trained_like_it(snakemake_run, smoke_config):
-    """membership.shadow_recipe target (smoke keeps config.yaml's): a student's shadows are students at its T,
-    taught by teacher shadows on their own data, the PGD-trained target's shadows PGD-trained; only the data differ."""
-    assert smoke_config["membership"]["shadow_recipe"] == "target"
+def test_each_targets_shadows_are_the_shared_recipe_at_the_other_seeds(snakemake_run, smoke_config):
+    """Smoke trains one shadow recipe per dataset (membership.shadow_recipe shadow_model): every target's shadows
+    are that recipe at the other model seeds (read from their outputs' provenance), trained by its own settings."""
+    assert smoke_config["membership"]["shadow_recipe"] == "shadow_model"
     root = snakemake_run / "results"
-    recipes = set()
     for name in membership_targets(smoke_config):
-        target = model_id(smoke_config, name)
-        _, target_meta = read_checkpoint(root / f"models/{name}/seed0/model.pt")
-        for shadow in shadows_of(smoke_config, target):
-            _, meta = read_checkpoint(root / f"models/{shadow.name}/seed0/model.pt")
-            expected = {**target_meta["model_config"], "train_set": "shadow_in"}
-            if "teacher" in expected:  # a student shadow learns from the teacher shadow of the same index
-                expected["teacher"] = shadow.teacher().name
-            assert meta["model_config"] == expected, shadow.name
-            recipes.add((meta["model_config"]["method"], meta["model_config"]["temperature"]))
+        recipe = shadow_recipe(smoke_config, model_id(smoke_config, name))
+        assert recipe.family == {"mnist": "cnn", "fashion_mnist": "song_fmnist"}[model_dataset(smoke_config, name)]
         record = read_json(root / f"metrics/membership/{name}/seed0.json")
-        assert record["shadow_recipe"] == "target"
+        assert record["shadow_recipe"] == "shadow_model" and record["shadow_model"] == recipe.name
         assert record["n_shadows"] == smoke_config["membership"]["n_shadows"]
-    assert {("madry_pgd", 1.0), ("cross_entropy", 100.0)} <= recipes
+        assert record["shadow_seeds"] == ",".join(map(str, membership_model_seeds(smoke_config)[1:]))
+        for k in map(int, record["shadow_seeds"].split(",")):
+            outputs = read_arrays(root / f"membership/outputs/{recipe.name}/seed{k}.npz")
+            assert json.loads(str(outputs["provenance_json"]))["model"] == recipe.name
+            _, meta = read_checkpoint(root / f"models/{recipe.name}/seed{k}/model.pt")
+            assert meta["model_config"]["method"] == smoke_config["models"][recipe.family]["method"]
+            assert meta["provenance"]["seed"] == k
+
+
+def test_shadows_trained_like_each_target_are_its_own_recipe_at_every_model_seed(snakemake_run, tmp_path):
+    """membership.shadow_recipe target (config.yaml, quick), on the plan: each target's attack reads its own
+    recipe's outputs at every model seed, and the PGD-trained and distilled recipes train at all of them."""
+    from tests.workflow.test_incremental import edited_copy, snakemake_plan
+
+    membership = yaml.safe_load((snakemake_run / SMOKE).read_text())["membership"]
+    planned = snakemake_plan(edited_copy(snakemake_run, tmp_path / "sm",
+                                         {"membership": {**membership, "shadow_recipe": "target"}}))
+    for recipe in ("mi200_cnn_pgd", "mi200_student_T100", "mi200_song_fmnist_pgd"):
+        # Seed 0 (the target) is built already and stays: its outputs do not depend on who uses them.
+        assert f"membership_outputs[model={recipe}, seed=0]" not in planned
+        assert (snakemake_run / f"results/membership/outputs/{recipe}/seed0.npz").is_file()
+        for k in range(1, membership["n_shadows"] + 1):
+            assert f"membership_outputs[model={recipe}, seed={k}]" in planned, (recipe, k, sorted(planned))
+        train = "train_student" if "student" in recipe else "train_model"
+        assert f"{train}[model={recipe}, seed={membership['n_shadows']}]" in planned
+    assert "membership_attack[model=mi200_cnn_pgd, seed=0]" in planned
 
 
 def test_song_et_al_targets_learned_fashion_mnist(snakemake_run, smoke_config):
@@ -81,13 +118,11 @@ def test_song_et_al_targets_learned_fashion_mnist(snakemake_run, smoke_config):
     digests = {name: read_json(root / f"data/{name}.manifest.json")["arrays_sha256"]
                for name in ("mnist", "fashion_mnist")}
     trained = set()
-    for name in membership_targets(smoke_config):
-        target = model_id(smoke_config, name)
-        for model in (target, *shadows_of(smoke_config, target)):
-            _, meta = read_checkpoint(root / f"models/{model.name}/seed0/model.pt")
-            dataset = model_dataset(smoke_config, model.name)
-            assert meta["provenance"]["data_digests"][f"{dataset}.npz"] == digests[dataset], model.name
-            trained.add((dataset, meta["model_config"]["optimizer"]["name"]))
+    for model, k in trained_membership_models(smoke_config):
+        _, meta = read_checkpoint(root / f"models/{model}/seed{k}/model.pt")
+        dataset = model_dataset(smoke_config, model)
+        assert meta["provenance"]["data_digests"][f"{dataset}.npz"] == digests[dataset], model
+        trained.add((dataset, meta["model_config"]["optimizer"]["name"]))
     assert trained == {("mnist", "sgd"), ("fashion_mnist", "adam")}
 
 
@@ -177,31 +212,12 @@ def test_the_summary_and_the_report_answer_the_question(snakemake_run, smoke_con
         assert (root / f"figures/membership/{figure}.pdf").stat().st_size > 0
 
 
-def test_shadows_of_another_size_are_refused(snakemake_run, smoke_config, tmp_path):
-    """Shadow outputs whose candidate logits do not match the target's roles (another size) stop the attack."""
-    from tempered.stages.membership.steps import attack_step
-
-    root = snakemake_run / "results"
-    size = smoke_config["membership"]["train_sizes"][0]
-    target = model_id(smoke_config, f"mi{size}_cnn")
-    shadow = read_arrays(root / f"membership/shadows/{shadows_of(smoke_config, target)[0].name}/seed0.npz")
-    shadow["candidate_members_logits"] = shadow["candidate_members_logits"][:-1]
-    bad = tmp_path / "shadow.npz"
-    write_arrays(bad, shadow)
-    config = [str(snakemake_run / "config.yaml"), str(snakemake_run / SMOKE)]
-    with pytest.raises(ArtifactError, match="another target size"):
-        attack_step(config, f"mi{size}_cnn", root / f"models/mi{size}_cnn/seed0/model.pt", root / "data/mnist.npz",
-                    root / f"membership/roles/size{size}/target.npz", [bad], tmp_path / "m.json", tmp_path / "s",
-                    tmp_path / "roc.png")
-    assert not (tmp_path / "m.json").exists()
-
-
-def test_a_size_too_large_for_the_shadows_is_refused_before_any_job(snakemake_run, tmp_path):
+def test_a_size_too_large_for_the_pool_is_refused_before_any_job(snakemake_run, tmp_path):
     from tempered.config import ConfigError
 
     preset = yaml.safe_load((snakemake_run / SMOKE).read_text())
-    preset["membership"]["train_sizes"] = [29950]  # smoke holds out n_eval=100: at most 29,900
+    preset["membership"]["train_sizes"] = [27501]  # a pool of twice the size: at most (60,000 - 5,000) / 2
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(preset))
-    with pytest.raises(ConfigError, match="membership.train_sizes: 29950"):
+    with pytest.raises(ConfigError, match="membership.train_sizes: 27501 needs a pool of 55002"):
         load_config([snakemake_run / "config.yaml", bad])

@@ -13,11 +13,12 @@ from tempered.model_grid import (
     all_model_names,
     attacked_models,
     distilled_names,
-    membership_shadows,
+    membership_model_seeds,
+    membership_recipes,
     membership_targets,
     model_dataset,
     model_grid,
-    shadows_of,
+    shadow_recipe,
     trained_model_names,
     training_twins,
 )
@@ -87,19 +88,21 @@ def code(step):
 MODELS = all_model_names(config)
 TEACHERS = distilled_names(config, "teacher")
 STUDENTS = distilled_names(config, "student")
-# Membership inference (rules/membership.smk): targets mi<size>_<model> and their shadows mi<size>_<recipe>_shadow<k>
-# (the target's own recipe or a shared one) train with the rules of train.smk, on their roles, not the split.
+# Membership inference (rules/membership.smk): recipes mi<size>_<model> train with the rules of train.smk at model
+# seeds 0..n_shadows, each on its half of the size's pool, not the split; targets are the recipes at MI_SEEDS, their
+# shadows a recipe's other seeds (the target's own recipe or a shared one).
 MI_TARGETS = membership_targets(config)
-MI_SHADOWS = membership_shadows(config)
+MI_RECIPES = membership_recipes(config)
+MI_MODEL_SEEDS = [str(s) for s in membership_model_seeds(config)]  # 0..n_shadows: targets' and shadows' seeds
 TRAINED = trained_model_names(config)
-# Each model's dimensions (family, role, T, size, shadow), looked up by name: no rule reads them from the name.
+# Each model's dimensions (family, role, T, size), looked up by name: no rule reads them from the name.
 GRID = model_grid(config)
 # Models whose training would repeat another's (the teacher at T=1 is the base CNN): copied, not retrained.
 TWINS = training_twins(config)
 ALL_TEACHERS = [m for m in TRAINED if GRID[m].role == "teacher"]
 ALL_STUDENTS = [m for m in TRAINED if GRID[m].role == "student"]
 SEEDS = [str(s) for s in config["seeds"]]
-MI_SEEDS = [str(s) for s in config["membership"]["seeds"]]  # the membership experiment's own repetitions
+MI_SEEDS = [str(s) for s in config["membership"]["seeds"]]  # the targets' model seeds: the experiment's repetitions
 THREADS = config["compute"]["threads"]  # every job applies it itself (tempered.cli); declared for scheduling
 # Requested by training and attack jobs; a resource, not a parameter, so switching it reruns nothing.
 GPUS = config["compute"]["gpus_per_job"]
@@ -108,17 +111,12 @@ wildcard_constraints:
     model="|".join(TRAINED),
     seed=r"\d+",
     size=r"\d+",
-    k=r"\d+",
     dataset="mnist|fashion_mnist",
 
 
-def membership_size(model):
-    return GRID[model].size
-
-
-def shadow_names(target):
-    """The shadows a membership target's attacker uses (membership.shadow_recipe)."""
-    return [shadow.name for shadow in shadows_of(config, GRID[target])]
+def shadow_recipe_name(target):
+    """The recipe whose other model seeds are a membership target's shadows (membership.shadow_recipe)."""
+    return shadow_recipe(config, GRID[target]).name
 
 
 def model_images(wildcards):
@@ -127,12 +125,10 @@ def model_images(wildcards):
 
 
 def training_sets(wildcards):
-    """The index sets a model trains on: the split, or a membership target's or shadow's roles."""
+    """The index sets a model trains on: the split, or a membership recipe's roles at its model seed."""
     model = GRID[wildcards.model]
-    if model.is_shadow:
-        return paths.SHADOW_ROLES.format(size=model.size, k=model.shadow)
-    if model.is_target:
-        return paths.TARGET_ROLES.format(size=model.size)
+    if model.is_membership:
+        return paths.MEMBERSHIP_ROLES.format(size=model.size, seed=wildcards.seed)
     return paths.SPLIT_INDEXES
 
 

@@ -1,87 +1,67 @@
-# Membership inference (issue 8): roles per target size and per shadow, the shadows' outputs for the attacker,
-# every attack per target, then one table, summary and figures. Targets and shadows train in rules/train.smk.
+# Membership inference (issues 8, 15): roles per size and model seed (Carlini et al. 2022: each model seed trains
+# on its half of the size's pool), every membership model's outputs on the candidates, every attack on each
+# target (a recipe at one of membership.seeds; its shadows: the shadow recipe's other seeds, read from their
+# outputs), then one table, summary and figures. The models train in rules/train.smk.
 
 
-rule membership_target_roles:
+rule membership_roles:
     input:
         code=code("membership-roles"),
         split=paths.SPLIT_INDEXES,
     output:
-        roles=paths.TARGET_ROLES,
+        roles=paths.MEMBERSHIP_ROLES,
     params:
         config=CONFIG_ARGS,
         settings=config_slice(config, "membership-roles"),
     benchmark:
-        cost_record("membership_target_roles", "size{size}")
+        cost_record("membership_roles", "size{size}/seed{seed}")
     log:
-        paths.log("membership_target_roles", "size{size}"),
+        paths.log("membership_roles", "size{size}/seed{seed}"),
     localrule: True
     conda:
         "../envs/tempered.yaml"
     shell:
         "python -m tempered membership-roles {params.config} --split {input.split} --size {wildcards.size} "
-        "--out {output.roles} --log {log}"
+        "--seed {wildcards.seed} --out {output.roles} --log {log}"
 
 
-rule membership_shadow_roles:
+rule membership_outputs:
     input:
-        code=code("membership-roles"),
-        split=paths.SPLIT_INDEXES,
-    output:
-        roles=paths.SHADOW_ROLES,
-    params:
-        config=CONFIG_ARGS,
-        settings=config_slice(config, "membership-roles"),
-    benchmark:
-        cost_record("membership_shadow_roles", "size{size}/shadow{k}")
-    log:
-        paths.log("membership_shadow_roles", "size{size}/shadow{k}"),
-    localrule: True
-    conda:
-        "../envs/tempered.yaml"
-    shell:
-        "python -m tempered membership-roles {params.config} --split {input.split} --size {wildcards.size} "
-        "--shadow {wildcards.k} --out {output.roles} --log {log}"
-
-
-rule membership_shadow:
-    input:
-        code=code("membership-shadow"),
+        code=code("membership-outputs"),
         checkpoint=paths.CHECKPOINT,
         images=model_images,
         roles=training_sets,
-        target_roles=lambda wc: paths.TARGET_ROLES.format(size=membership_size(wc.model)),
     output:
-        outputs=paths.SHADOW_OUTPUTS,
+        outputs=paths.MEMBERSHIP_OUTPUTS,
     wildcard_constraints:
-        model="|".join(MI_SHADOWS),
+        model="|".join(MI_RECIPES),
     params:
         config=CONFIG_ARGS,
-        settings=lambda wc: config_slice(config, "membership-shadow", model=wc.model),
+        settings=lambda wc: config_slice(config, "membership-outputs", model=wc.model),
     resources:
         mem_mb=4000,
         runtime=30,
         gpu=GPUS,
     threads: THREADS
     benchmark:
-        cost_record("membership_shadow", "{model}/seed{seed}")
+        cost_record("membership_outputs", "{model}/seed{seed}")
     log:
-        paths.log("membership_shadow", "{model}/seed{seed}"),
+        paths.log("membership_outputs", "{model}/seed{seed}"),
     conda:
         "../envs/tempered.yaml"
     shell:
-        "python -m tempered membership-shadow {params.config} --model {wildcards.model} "
-        "--checkpoint {input.checkpoint} --images {input.images} --roles {input.roles} "
-        "--target-roles {input.target_roles} --out {output.outputs} --log {log}"
+        "python -m tempered membership-outputs {params.config} --model {wildcards.model} --seed {wildcards.seed} "
+        "--checkpoint {input.checkpoint} --images {input.images} --roles {input.roles} --out {output.outputs} "
+        "--log {log}"
 
 
 rule membership_attack:
     input:
         code=code("membership-attack"),
-        checkpoint=paths.CHECKPOINT,
-        images=model_images,
-        roles=training_sets,
-        shadows=lambda wc: expand(paths.SHADOW_OUTPUTS, model=shadow_names(wc.model), seed=wc.seed),
+        target=paths.MEMBERSHIP_OUTPUTS,
+        # The shadow recipe at every model seed, the target's own included (the attack drops it): one list for
+        # every target seed, so dvc.yaml writes one definition for them (tempered.dvc_export NUMBERS_AS_WRITTEN).
+        shadows=lambda wc: expand(paths.MEMBERSHIP_OUTPUTS, model=shadow_recipe_name(wc.model), seed=MI_MODEL_SEEDS),
     output:
         metrics=paths.MEMBERSHIP_METRICS,
         scores=directory(paths.MEMBERSHIP_SCORES_DIR),
@@ -95,13 +75,13 @@ rule membership_attack:
         figure_pdf=pdf(paths.MEMBERSHIP_ROC),
     wildcard_constraints:
         model="|".join(MI_TARGETS),
+        seed="|".join(MI_SEEDS),
     params:
         config=CONFIG_ARGS,
         settings=lambda wc: config_slice(config, "membership-attack", model=wc.model),
     resources:
         mem_mb=4000,
         runtime=30,
-        gpu=GPUS,
     threads: THREADS
     benchmark:
         cost_record("membership_attack", "{model}/seed{seed}")
@@ -110,9 +90,9 @@ rule membership_attack:
     conda:
         "../envs/tempered.yaml"
     shell:
-        "python -m tempered membership-attack {params.config} --model {wildcards.model} "
-        "--checkpoint {input.checkpoint} --images {input.images} --roles {input.roles} --shadows {input.shadows} "
-        "--metrics {output.metrics} --scores {output.scores} --figure {output.figure} --log {log}"
+        "python -m tempered membership-attack {params.config} --model {wildcards.model} --seed {wildcards.seed} "
+        "--target {input.target} --shadows {input.shadows} --metrics {output.metrics} --scores {output.scores} "
+        "--figure {output.figure} --log {log}"
 
 
 rule membership_report:

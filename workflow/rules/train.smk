@@ -1,7 +1,8 @@
 # Training: one job per (model, seed); models and seeds come from config. Distillation students train on
-# their teacher's soft labels (rule soft_labels), every other model on the labels. Membership targets and shadows
-# (mi<size>_...) train here too, on their roles (training_sets) instead of the split. A model whose training would
-# repeat another's exactly (TWINS: the teacher at T=1 is the base CNN) reuses that training (rule reuse_training).
+# their teacher's soft labels (rule soft_labels), every other model on the labels. Membership recipes
+# (mi<size>_...) train here too, each model seed on its half of the pool (training_sets) instead of the split. A
+# model whose training would repeat another's exactly (TWINS: the teacher at T=1 is the base CNN) reuses that
+# training (rule reuse_training).
 
 
 rule train_model:

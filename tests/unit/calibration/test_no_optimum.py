@@ -128,11 +128,13 @@ def test_membership_skips_the_scaled_variant_instead_of_using_a_runaway_temperat
     y = torch.multinomial(torch.softmax(z / 2.0, 1), 1, generator=g).squeeze(1)
     t, reason = _fitted_temperature("mi200_cnn", z, y, repo_config)
     assert t == pytest.approx(2.0, rel=0.3) and reason == ""
-    shadows = [{"temperature": np.float64(1.3)},
+    fitted = {"temperature": np.float64(1.3), "temperature_not_fitted_reason": np.array("")}
+    shadows = [fitted,
                {"temperature": np.float64(np.nan), "temperature_not_fitted_reason": np.array("no finite optimum")}]
-    assert _unscalable("", ["s0.npz"], shadows[:1]) == ""
-    assert "shadow s1.npz: no finite optimum" in _unscalable("", ["s0.npz", "s1.npz"], shadows)
-    assert _unscalable("target: no T", ["s0.npz"], shadows[:1]) == "target: no T"
+    assert _unscalable(fitted, ["s0.npz"], shadows[:1]) == ""
+    assert "shadow s1.npz: no finite optimum" in _unscalable(fitted, ["s0.npz", "s1.npz"], shadows)
+    target = {"temperature": np.float64(np.nan), "temperature_not_fitted_reason": np.array("target: no T")}
+    assert _unscalable(target, ["s0.npz"], shadows[:1]) == "target: no T"
 
 
 def test_the_membership_report_reads_a_target_without_a_fitted_temperature():

@@ -168,69 +168,62 @@ def test_a_memorising_model_is_caught_and_an_unrelated_one_is_not(mnist_arrays):
             assert 0.35 < blind < 0.65, (name, blind)
 
 
-def test_membership_roles_are_disjoint_balanced_and_seeded():
+def test_membership_roles_are_halves_of_one_pool_balanced_and_seeded():
+    """Carlini et al. 2022's pool: each model seed trains on exactly `size` images of the pool, exactly n_eval of
+    them candidates; seeds 2p and 2p + 1 are complementary; no role touches the validation or test digits."""
     from tempered.data.split import make_split
-    from tempered.privacy.roles import shadow_roles, target_roles
+    from tempered.privacy.roles import half_mask, model_roles
 
     split = make_split(validation_size=5000, seed=0)
-    p1, p2 = set(split["p1"]), set(split["p2"])
-    for size in (1000, 5000):
-        roles = target_roles(split, size, n_eval=2000, seed=0)
-        target, members, nonmembers = (set(roles[k]) for k in ("target", "members", "nonmembers"))
-        assert len(target) == size and target <= p1 and members <= target
-        assert len(nonmembers) == len(members) == min(2000, size)
-        assert np.array_equal(roles["calibration"], split["test"])  # every test digit; no non-member
-        # Non-members are training digits (one distribution with the members) that no target of any size saw.
-        assert nonmembers <= p1 and not nonmembers & target
-        candidates = np.concatenate([roles["members"], roles["nonmembers"]])
-        shadows = [shadow_roles(split, size, k, n_eval=2000, seed=0) for k in range(5)]
-        for shadow in shadows:
-            shadow_in, shadow_out = set(shadow["shadow_in"]), set(shadow["shadow_out"])
-            mine = set(candidates[shadow["candidate_in"]])
-            # Half the candidates (online LiRA), P2 for the rest, and nothing else of a target's set.
-            assert len(shadow_in) == size and len(mine) == len(members) and mine <= shadow_in
-            assert shadow_in - mine <= p2 and not (shadow_in - mine) & p1
-            assert not shadow_in & (target - members)
-            assert set(shadow["shadow_members"]) == mine and set(shadow["shadow_out"]) == set(candidates) - mine
-            assert not shadow_in & shadow_out
-            assert np.array_equal(shadow["calibration"], roles["calibration"])
-        # Shadows 2p and 2p+1 split the candidates: each candidate is IN for exactly two of the first four.
-        assert (np.stack([s["candidate_in"] for s in shadows[:4]]).sum(axis=0) == 2).all()
-    # The held-out pool is one for every size: no target trains on another size's non-members either.
-    sizes = (1000, 5000, 20000)
-    pooled = set().union(*(target_roles(split, size, n_eval=2000, seed=0)["nonmembers"] for size in sizes))
-    assert len(pooled) == 2000
-    for size in sizes:
-        assert not pooled & set(target_roles(split, size, n_eval=2000, seed=0)["target"])
-    one, two = shadow_roles(split, 1000, 0, 2000, 0), shadow_roles(split, 1000, 1, 2000, 0)
-    assert not np.array_equal(one["shadow_in"], two["shadow_in"])
+    train, val = set(split["train"]), set(split["val"])
+    for size, n_eval in ((1000, 2000), (5000, 2000)):
+        roles = [model_roles(split, size, k, n_eval=n_eval, seed=0) for k in range(5)]
+        n = min(n_eval, size)
+        candidates = roles[0]["candidates"]
+        assert len(candidates) == len(set(candidates)) == 2 * n
+        pool = set(candidates).union(*(set(r["pool_half"]) for r in roles))
+        assert len(pool) == 2 * size and pool <= train and not pool & val
+        for r in roles:
+            half, members, nonmembers = set(r["pool_half"]), set(r["members"]), set(r["nonmembers"])
+            assert np.array_equal(r["candidates"], candidates)  # one candidate list for every model seed
+            assert len(half) == size and len(members) == len(nonmembers) == n
+            assert members == set(candidates[r["candidate_in"]]) and members <= half and not nonmembers & half
+            assert members | nonmembers == set(candidates)
+            assert np.array_equal(r["calibration"], split["test"])  # every test digit; no non-member
+        # Pairs 2p, 2p + 1 are complementary in the candidates and in the rest of the pool.
+        for a, b in ((0, 1), (2, 3)):
+            assert not set(roles[a]["pool_half"]) & set(roles[b]["pool_half"])
+            assert (roles[a]["candidate_in"] ^ roles[b]["candidate_in"]).all()
+        assert (np.stack([r["candidate_in"] for r in roles[:4]]).sum(axis=0) == 2).all()
+        assert not np.array_equal(roles[0]["candidate_in"], roles[2]["candidate_in"])
     # Seeded, and each size's roles are independent of which other sizes are configured.
-    again = target_roles(split, 1000, n_eval=2000, seed=0)
-    assert all(np.array_equal(v, again[k]) for k, v in target_roles(split, 1000, 2000, 0).items())
-    with pytest.raises(ValueError, match="train_sizes: 29000"):
-        target_roles(split, 29000, n_eval=2000, seed=0)
-    with pytest.raises(ValueError, match=r"train_sizes: 100 is not in \(0, 0\]"):
-        target_roles(split, 100, n_eval=30000, seed=0)  # n_eval would hold out all of P1
+    again = model_roles(split, 1000, 3, 2000, 0)
+    assert all(np.array_equal(v, again[k]) for k, v in model_roles(split, 1000, 3, n_eval=2000, seed=0).items())
+    assert not np.array_equal(model_roles(split, 1000, 3, 2000, 1)["candidates"], again["candidates"])
+    assert half_mask(10, 0, 5, 0, 1).sum() == 5
+    with pytest.raises(ValueError, match=r"train_sizes: 27501 is not in \(0, 27500\]"):
+        model_roles(split, 27501, 0, n_eval=2000, seed=0)
 
 
 def test_every_attack_catches_a_memorising_target_with_shadow_thresholds(mnist_arrays):
     """Shadows as the pipeline trains them (tempered.privacy.roles): pairs split the 400 candidates (200 members,
-    200 test digits) into complementary halves. A memorising target is caught by every attack, online LiRA
-    included; a target that never saw the members is not, and the permutation null says a blind attack does
-    as well on it (p > 0.05)."""
+    200 training digits neither target saw) into complementary halves. A memorising target is caught by every
+    attack, online LiRA included; a target that never saw the members is not, and the permutation null says a
+    blind attack does as well on it (p > 0.05)."""
     from tempered.privacy.evaluation import Bootstrap, Logits, attack_target
     from tempered.privacy.paired import best_threshold_accuracy, permutation_p_value
-    from tempered.privacy.roles import candidate_in
+    from tempered.privacy.roles import half_mask
 
     x = torch.tensor(mnist_arrays["x_train"][:1000], dtype=torch.float32) / 255.0
     y = torch.tensor(mnist_arrays["y_train"][:1000], dtype=torch.int64)
-    x_test = torch.tensor(mnist_arrays["x_test"][:200], dtype=torch.float32) / 255.0
-    y_test = torch.tensor(mnist_arrays["y_test"][:200], dtype=torch.int64)
+    # Non-members from the members' distribution, as the pipeline draws them: training digits no model here
+    # trained on but the shadows that drew them.
+    x_test, y_test = x[200:400], y[200:400]
     members = (x[:200], y[:200])
     candidates = (torch.cat([members[0], x_test]), torch.cat([members[1], y_test]))
     target = _train_mlp(*members, epochs=300, seed=0)
     unrelated = _train_mlp(x[800:], y[800:], epochs=300, seed=0)  # never saw the members
-    masks = np.stack([candidate_in(400, k, size=200, seed=0) for k in range(4)])
+    masks = np.stack([half_mask(400, k, size=200, seed=0, part=1) for k in range(4)])
     shadows = [_train_mlp(candidates[0][mask], candidates[1][mask], epochs=300, seed=k + 1)
                for k, mask in enumerate(masks)]
     boot = Bootstrap(n_boot=20, level=0.95, seed=0)

@@ -66,30 +66,26 @@ def test_a_bar_changes_no_result(attack, bar, repo_config, capsys):
         assert torch.equal(getattr(quiet, field), getattr(shown, field)), field
 
 
-def test_membership_jobs_show_their_sets_and_variants_on_stderr(tiny_job, capsys):
-    from tempered.stages.membership.steps import attack_step, shadow_step
+def test_membership_jobs_show_their_sets_and_variants_on_stderr(tmp_path, repo_config, capsys):
+    from tempered.stages.membership.steps import attack_step, outputs_step
+    from tests.unit.tiny_inputs import write_membership_models
 
-    overlay = tiny_job / "tiny.yaml"
-    overlay.write_text("membership: {train_sizes: [200], models: [cnn], distilled: false, n_shadows: 2, n_eval: 8,\n"
+    overlay = tmp_path / "tiny.yaml"
+    overlay.write_text("membership: {train_sizes: [200], models: [cnn], distilled: false, n_shadows: 3, n_eval: 8,\n"
                        "  adversarial_input: {mnist: {eps: 0.3, alpha: 0.1, steps: 2, random_start: true}},\n"
                        "  bootstrap: {n_boot: 5, level: 0.95, seed: 0}}\n")
     config = [str(REPO_ROOT / "config.yaml"), str(overlay)]
-    index = np.arange(40)
-    for k, mine in enumerate((np.arange(16) < 8, np.arange(16) >= 8)):  # a pair: complementary halves
-        write_arrays(tiny_job / f"shadow_roles{k}.npz", {"shadow_members": index[:8], "shadow_out": index[8:16],
-                                                         "calibration": index[16:40], "candidate_in": mine})
-    write_arrays(tiny_job / "target_roles.npz", {"members": index[:8], "nonmembers": index[:8],
-                                                 "calibration": index[8:40]})
-    for k in (0, 1):
-        shadow_step(config, f"mi200_cnn_shadow{k}", tiny_job / "model.pt", tiny_job / "mnist.npz",
-                    tiny_job / f"shadow_roles{k}.npz", tiny_job / "target_roles.npz", tiny_job / f"shadow{k}.npz")
+    torch.manual_seed(0)
+    write_membership_models(tmp_path, repo_config["models"]["cnn"], "mi200_cnn", range(4))
+    for k in range(4):
+        outputs_step(config, "mi200_cnn", k, tmp_path / "model" / f"seed{k}.pt", tmp_path / "mnist.npz",
+                     tmp_path / "roles" / f"seed{k}.npz", tmp_path / f"outputs{k}.npz")
         err = capsys.readouterr().err
-        assert f"shadow mi200_cnn_shadow{k}:" in err and "2/2 [" in err and "PGD:" in err, err
-    assert len(read_arrays(tiny_job / "shadow0.npz")["adv_members_logits"]) == 8
+        assert "PGD:" in err, err
+    assert len(read_arrays(tmp_path / "outputs0.npz")["adv_logits"]) == 16
 
-    attack_step(config, "mi200_cnn", tiny_job / "model.pt", tiny_job / "mnist.npz", tiny_job / "target_roles.npz",
-                [tiny_job / "shadow0.npz", tiny_job / "shadow1.npz"], tiny_job / "metrics.json", tiny_job / "scores",
-                tiny_job / "roc.png")
+    attack_step(config, "mi200_cnn", 0, tmp_path / "outputs0.npz", [tmp_path / f"outputs{k}.npz" for k in range(4)],
+                tmp_path / "metrics.json", tmp_path / "scores", tmp_path / "roc.png")
     err = capsys.readouterr().err
     assert "membership attacks on mi200_cnn:" in err and "3/3 [" in err and "variant/s]" in err, err
-    assert "deployed" in json.loads((tiny_job / "metrics.json").read_text())["attacks"]
+    assert "deployed" in json.loads((tmp_path / "metrics.json").read_text())["attacks"]

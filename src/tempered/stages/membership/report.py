@@ -259,10 +259,12 @@ def _paired_markdown(paired: pd.DataFrame, frame: pd.DataFrame, order: Sequence[
 
 def shadows_sentence(shadow_recipe: str, shadow_models: Sequence[str], n_shadows: int) -> str:
     """Whom the attacker's shadows imitate (membership.shadow_recipe), said once above the tables."""
+    pool = ("Every membership model trains on a random half of its size's pool (Carlini et al. 2022): a target is "
+            "one model seed, its members the candidates it trained on, its non-members the others")
     if shadow_recipe == "target":
-        return (f"The attacker of each target has {n_shadows} shadows trained like it (same family, T, distillation "
-                "and PGD training; membership.shadow_recipe: target).")
-    return (f"The attacker of every target on one dataset has the same {n_shadows} shadows, trained like "
+        return (f"{pool}; its attacker's {n_shadows} shadows are the same recipe at the other model seeds (same "
+                "family, T, distillation and PGD training; membership.shadow_recipe: target).")
+    return (f"{pool}; the attacker of every target on one dataset has {n_shadows} shadows trained like "
             f"{' or '.join(shadow_models)} (membership.shadow_recipe: shadow_model, the one on the target's dataset): "
             "it knows neither the target's T nor its PGD training, so offline LiRA is mis-calibrated against targets "
             "whose logits are scaled otherwise. Targets on a dataset none of these learns have "
@@ -277,9 +279,10 @@ def markdown(frame: pd.DataFrame, paired: pd.DataFrame | None = None, versus: Ma
     lines = ["# Membership inference", "",
              *([shadows, ""] if shadows else []),
              "AUROC [95% bootstrap interval for one seed, t-interval across seeds] / TPR at 1% FPR; higher leaks "
-             "more. Accuracy on the members (train) and on the non-members (held out: training images of the "
-             "target's dataset that no target saw); gap: train minus held out; ECE on the non-members, before -> "
-             "after temperature scaling; PGD acc.: accuracy on the PGD examples (membership.adversarial_input, "
+             "more. Accuracy on the members (train) and on the non-members (held out: the candidates of the "
+             "size's pool, training images of the target's dataset, that this target did not train on); gap: "
+             "train minus held out; ECE on the non-members, before -> after temperature scaling; PGD acc.: "
+             "accuracy on the PGD examples (membership.adversarial_input, "
              "the target's dataset's) of the members and the non-members, and their gap (the robust "
              "generalization gap).",
              ""]

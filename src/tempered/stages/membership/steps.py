@@ -1,5 +1,7 @@
-"""Membership-inference stage (issue 8): data roles, what each shadow model gives the attacker, every attack on
-each target (as deployed, after temperature scaling, and on PGD-perturbed inputs), and the report over targets.
+"""Membership-inference stage (issues 8, 15): data roles per size and model seed (Carlini et al. 2022's pool:
+each model seed trains on its half), what each membership model outputs on the candidates (read by an attack on
+it and by an attack that uses it as a shadow), every attack on each target (as deployed, after temperature
+scaling, and on PGD-perturbed inputs), and the report over targets.
 
 Three variants of every target are attacked:
 - deployed: the logits at T=1;
@@ -42,7 +44,7 @@ from tempered.models import ClassLogits
 from tempered.models.checkpoints import load_model
 from tempered.privacy.evaluation import Bootstrap, Logits, attack_target, metric_attacks
 from tempered.privacy.paired import PAIRED_METRICS, best_threshold_accuracy, paired_difference, permutation_p_value
-from tempered.privacy.roles import shadow_roles, target_roles
+from tempered.privacy.roles import model_roles
 from tempered.provenance import provenance
 from tempered.step_params import step_config
 from tempered.training.inference import predict_logits
@@ -50,23 +52,24 @@ from tempered.training.inference import predict_logits
 log = logging.getLogger(__name__)
 
 VARIANTS = ("deployed", "temperature_scaled", "adversarial_input")
-SHADOW_ARRAYS = ("members_logits", "members_labels", "out_logits", "out_labels", "adv_members_logits",
-                 "adv_out_logits", "candidate_members_logits", "candidate_nonmembers_logits", "candidate_in",
-                 "temperature")
+# What membership-outputs writes: a model's logits on the candidates, plain and on their PGD examples, their
+# labels, which candidates it trained on, its T fitted on the calibration digits (NaN with the reason beside it
+# where the NLL has no finite optimum) and the candidates themselves (so an attack refuses another size's).
+OUTPUT_ARRAYS = ("logits", "adv_logits", "labels", "candidates", "candidate_in", "temperature",
+                 "temperature_not_fitted_reason", "provenance_json")
 
 
-def roles_step(config_files: Sequence[str], split_path: Path, size: int, shadow: int | None, out: Path) -> None:
+def roles_step(config_files: Sequence[str], split_path: Path, size: int, seed: int, out: Path) -> None:
     config = step_config(config_files, "membership-roles")
     cfg = config["membership"]
-    split = read_arrays(split_path, required=("p1", "p2", "test"))
+    split = read_arrays(split_path, required=("train", "test"))
     try:
-        roles = (target_roles(split, size, cfg["n_eval"], cfg["seed"]) if shadow is None
-                 else shadow_roles(split, size, shadow, cfg["n_eval"], cfg["seed"]))
+        roles = model_roles(split, size, seed, cfg["n_eval"], cfg["seed"])
     except ValueError as err:
         raise ArtifactError(f"membership roles from {split_path}: {err}") from err
-    record = provenance({"n_eval": cfg["n_eval"], "seed": cfg["seed"], "size": size, "shadow": shadow},
+    record = provenance({"n_eval": cfg["n_eval"], "seed": cfg["seed"], "size": size, "model_seed": seed},
                         seed=cfg["seed"], device="cpu", data_digests={split_path.name: sha256_file(split_path)})
-    log.info("membership roles, size %d%s: %s", size, "" if shadow is None else f", shadow {shadow}",
+    log.info("membership roles, size %d, model seed %d: %s", size, seed,
              {name: len(idx) for name, idx in roles.items()})
     write_arrays(out, {**roles, "provenance_json": np.array(json.dumps(record))})
 
@@ -102,64 +105,103 @@ def _fitted_temperature(model_name: str, logits: torch.Tensor, labels: torch.Ten
         raise ArtifactError(f"{model_name}: temperature scaling on the calibration digits failed: {err}") from err
 
 
-def shadow_step(config_files: Sequence[str], model_name: str, checkpoint: Path, images_path: Path, roles_path: Path,
-                target_roles_path: Path, out: Path) -> None:
-    """Everything the attacker takes from one shadow: its logits on its members and on as many of its non-members
-    (its IN and OUT candidates; plain and on PGD examples: per-class thresholds), its T fitted on the calibration
-    images, and its logits on the targets' candidates with which of them it trained on (candidate_in: the IN and
-    OUT distributions of the likelihood-ratio attack)."""
-    config = step_config(config_files, "membership-shadow", model=model_name)
+def _check_checkpoint(meta: dict, checkpoint: Path, model_name: str, seed: int, roles_path: Path,
+                      roles_digest: str) -> None:
+    """A checkpoint of this model, trained at this seed on these roles (roles_digest: the file's sha256): else its
+    outputs would carry another model's membership labels."""
+    recorded = meta["provenance"]
+    digest = recorded.get("data_digests", {}).get(roles_path.name)
+    problems = ([f"it holds model {meta.get('model')!r}, not {model_name!r}"] if meta.get("model") != model_name
+                else [])
+    problems += [f"it was trained at seed {recorded['seed']}, not {seed}"] if recorded["seed"] != seed else []
+    problems += ([f"it was trained on other roles than {roles_path} (recorded sha256 {digest}, the file's "
+                  f"{roles_digest})"] if digest != roles_digest else [])
+    if problems:
+        raise ArtifactError(f"checkpoint {checkpoint}: " + "; ".join(problems))
+
+
+def outputs_step(config_files: Sequence[str], model_name: str, seed: int, checkpoint: Path, images_path: Path,
+                 roles_path: Path, out: Path) -> None:
+    """Everything an attacker takes from one membership model at one model seed: its logits on the candidates
+    (plain, and on each candidate's PGD example: Song et al. 2019), which candidates it trained on, and its T
+    fitted on the calibration digits. The same file serves the attack on this model (as a target) and every
+    attack that uses it as a shadow."""
+    config = step_config(config_files, "membership-outputs", model=model_name)
     device = resolve_device(config["compute"]["device"])
     mcfg = config.model(model_name)
-    dataset = settings_dataset(mcfg)
     model, meta = load_model(mcfg, model_name, checkpoint)
+    digests = {p.name: sha256_file(p) for p in (checkpoint, roles_path)}
+    _check_checkpoint(meta, checkpoint, model_name, seed, roles_path, digests[roles_path.name])
     model.to(device)
     images = read_images(images_path)
-    roles = read_arrays(roles_path, required=("shadow_members", "shadow_out", "calibration", "candidate_in"))
-    candidates = read_arrays(target_roles_path, required=("members", "nonmembers"))
-    arrays: dict[str, np.ndarray] = {}
-    for name, role in tqdm((("members", "shadow_members"), ("out", "shadow_out")), desc=f"shadow {model_name}",
-                           unit="set", mininterval=2.0):
-        x, y = subset(images, roles, role)
-        arrays[f"{name}_logits"] = _logits(model, x, config, device).numpy()
-        arrays[f"{name}_labels"] = y.numpy()
-        arrays[f"adv_{name}_logits"] = _adversarial_logits(model, x, y, config, dataset, device).numpy()
-    for name in ("members", "nonmembers"):
-        x, _ = subset(images, candidates, name)
-        arrays[f"candidate_{name}_logits"] = _logits(model, x, config, device).numpy()
-    arrays["candidate_in"] = roles["candidate_in"].astype(bool)
-    if len(arrays["candidate_in"]) != len(candidates["members"]) + len(candidates["nonmembers"]):
-        raise ArtifactError(f"{roles_path}: candidate_in covers {len(arrays['candidate_in'])} candidates, "
-                            f"{target_roles_path} has {len(candidates['members']) + len(candidates['nonmembers'])}")
-    x, y = subset(images, roles, "calibration")
-    temperature, not_fitted = _fitted_temperature(model_name, _logits(model, x, config, device), y, config)
+    roles = read_arrays(roles_path, required=("candidates", "candidate_in", "calibration"))
+    x, y = subset(images, roles, "candidates")
+    arrays = {"logits": _logits(model, x, config, device).numpy(), "labels": y.numpy(),
+              "candidates": roles["candidates"], "candidate_in": roles["candidate_in"].astype(bool)}
+    arrays["adv_logits"] = _adversarial_logits(model, x, y, config, settings_dataset(mcfg), device).numpy()
+    x_cal, y_cal = subset(images, roles, "calibration")
+    temperature, not_fitted = _fitted_temperature(model_name, _logits(model, x_cal, config, device), y_cal, config)
     arrays["temperature"] = np.float64(temperature)  # NaN: no finite optimum, the reason beside it
     arrays["temperature_not_fitted_reason"] = np.array(not_fitted)
-    record = provenance(config.declared(),
-                        seed=meta["provenance"]["seed"], device=device,
-                        data_digests={p.name: sha256_file(p) for p in (checkpoint, roles_path, target_roles_path)})
-    log.info("shadow %s: T=%.3f, %d members / %d non-members", model_name, float(arrays["temperature"]),
-             len(arrays["members_labels"]), len(arrays["out_labels"]))
+    record = {**provenance(config.declared(), seed=seed, device=device, data_digests=digests),
+              "model": model_name, "model_seed": seed}
+    log.info("%s seed %d: T=%.3f on %d candidates (%d IN)", model_name, seed, temperature, len(y),
+             int(arrays["candidate_in"].sum()))
     write_arrays(out, {**arrays, "provenance_json": np.array(json.dumps(record))})
 
 
-def _read_shadows(paths: Sequence[Path], n_members: int, n_nonmembers: int) -> list[dict[str, np.ndarray]]:
-    shadows = [read_arrays(path, required=SHADOW_ARRAYS) for path in paths]
+def _read_outputs(path: Path) -> dict[str, Any]:
+    arrays = read_arrays(path, required=OUTPUT_ARRAYS)
+    try:
+        record = json.loads(str(arrays["provenance_json"]))
+        arrays["model"], arrays["model_seed"] = str(record["model"]), int(record["model_seed"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ArtifactError(f"membership outputs {path}: provenance_json lacks the model and its seed ({err})") from err
+    return arrays
+
+
+def _read_shadows(paths: Sequence[Path], target: dict[str, Any], target_path: Path, recipe: str,
+                  model_seeds: Sequence[int]) -> tuple[list[Path], list[dict[str, Any]]]:
+    """The shadows' paths and outputs: the shadow recipe's at every model seed but the target's. Refused unless
+    each given file is the recipe's, on the target's candidates, and together they hold every model seed once
+    (the target's own seed among them, dropped here: the same model as the target, or, with a shared recipe,
+    one trained on the target's own half)."""
+    shadows = [_read_outputs(path) for path in paths]
     for path, shadow in zip(paths, shadows, strict=True):
-        got = (len(shadow["candidate_members_logits"]), len(shadow["candidate_nonmembers_logits"]))
-        if got != (n_members, n_nonmembers) or len(shadow["candidate_in"]) != n_members + n_nonmembers:
-            raise ArtifactError(f"shadow outputs {path} hold logits on {got[0]} members and {got[1]} non-members; "
-                                f"this target's roles have {n_members} and {n_nonmembers} (another target size?)")
-    return shadows
+        if not np.array_equal(shadow["candidates"], target["candidates"]):
+            raise ArtifactError(f"shadow outputs {path} score other candidates than the target's {target_path} "
+                                f"(another size or membership.seed?)")
+        if shadow["model"] != recipe:
+            raise ArtifactError(f"shadow outputs {path} are of model {shadow['model']!r}; this target's shadows are "
+                                f"{recipe!r} (membership.shadow_recipe)")
+    seeds = sorted(shadow["model_seed"] for shadow in shadows)
+    if seeds != sorted(model_seeds):
+        raise ArtifactError(f"shadow outputs {', '.join(map(str, paths))} are at model seeds {seeds}; the attack "
+                            f"needs the recipe at each of {sorted(model_seeds)} once (0..membership.n_shadows; "
+                            f"the target's own seed {target['model_seed']} is dropped)")
+    kept = [(path, shadow) for path, shadow in zip(paths, shadows, strict=True)
+            if shadow["model_seed"] != target["model_seed"]]
+    return [path for path, _ in kept], [shadow for _, shadow in kept]
 
 
-def _pooled(shadows: list[dict[str, np.ndarray]], prefix: str, scaled: bool) -> tuple[Logits, Logits]:
-    """Every shadow's members and non-members, pooled: the per-class thresholds are fitted on all of them."""
-    def pool(logits_key: str, labels_key: str) -> Logits:
-        logits = [torch.from_numpy(s[logits_key]) / (float(s["temperature"]) if scaled else 1.0) for s in shadows]
-        return Logits(torch.cat(logits), torch.from_numpy(np.concatenate([s[labels_key] for s in shadows])))
+def _split_candidates(arrays: dict[str, Any], order: np.ndarray, n_members: int, key: str,
+                      scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """`key`'s logits on the target's members and on its non-members (the target's order), divided by scale."""
+    logits = torch.from_numpy(arrays[key][order]) / scale
+    return logits[:n_members], logits[n_members:]
 
-    return pool(f"{prefix}members_logits", "members_labels"), pool(f"{prefix}out_logits", "out_labels")
+
+def _pooled(shadows: list[dict[str, Any]], key: str, scaled: bool) -> tuple[Logits, Logits]:
+    """Every shadow's own members (its IN candidates) and non-members (its OUT candidates), pooled: the
+    per-class thresholds are fitted on all of them."""
+    def pool(inside: bool) -> Logits:
+        picks = [s["candidate_in"] == inside for s in shadows]
+        logits = [torch.from_numpy(s[key][p]) / (float(s["temperature"]) if scaled else 1.0)
+                  for s, p in zip(shadows, picks, strict=True)]
+        labels = [s["labels"][p] for s, p in zip(shadows, picks, strict=True)]
+        return Logits(torch.cat(logits), torch.from_numpy(np.concatenate(labels)))
+
+    return pool(True), pool(False)
 
 
 def _target_summary(members: Logits, nonmembers: Logits, temperature: float, mcfg: dict, size: int,
@@ -217,43 +259,53 @@ def _permutation_nulls(columns: dict[str, dict[str, np.ndarray]], n_members: int
             for attack, by_variant in columns.items()}
 
 
-def _unscalable(target_reason: str, shadow_paths: Sequence[Path], shadows: list[dict[str, np.ndarray]]) -> str:
+def _unscalable(target: dict[str, Any], shadow_paths: Sequence[Path], shadows: list[dict[str, Any]]) -> str:
     """Why the temperature_scaled variant cannot be attacked ("" if it can): the target or a shadow has no T."""
-    reasons = [target_reason] if target_reason else []
+    reasons = [str(target["temperature_not_fitted_reason"]) or "the target has no fitted temperature"
+               ] if not math.isfinite(float(target["temperature"])) else []
     for path, shadow in zip(shadow_paths, shadows, strict=True):
         if not math.isfinite(float(shadow["temperature"])):
-            why = str(shadow["temperature_not_fitted_reason"]) if "temperature_not_fitted_reason" in shadow else ""
-            reasons.append(f"shadow {path}: {why or 'no fitted temperature'}")
+            reasons.append(f"shadow {path}: {str(shadow['temperature_not_fitted_reason']) or 'no fitted temperature'}")
     return "; ".join(reasons)
 
 
-def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, images_path: Path, roles_path: Path,
+def attack_step(config_files: Sequence[str], model_name: str, seed: int, target_path: Path,
                 shadow_paths: Sequence[Path], metrics_path: Path, scores_dir: Path, roc_path: Path) -> None:
+    """Every attack on the target `model_name` at model seed `seed`, from membership outputs alone: the target's
+    and the shadow recipe's at every model seed (its shadows: all but the target's seed). No checkpoint is read."""
+    from tempered.model_grid import membership_model_seeds
     from tempered.reporting.figures import save_figure
     from tempered.stages.membership.figures import roc_figure
 
     config = step_config(config_files, "membership-attack", model=model_name)
     cfg = config["membership"]
-    target = config.model_id(model_name)
-    if not target.is_target:
+    target_id = config.model_id(model_name)
+    if not target_id.is_membership:
         raise ArtifactError(f"{model_name!r} is not a membership target (mi<size>_<model>)")
     mcfg = config.model(model_name)
     dataset = settings_dataset(mcfg)
-    device = resolve_device(config["compute"]["device"])
-    model, meta = load_model(mcfg, model_name, checkpoint)
-    model.to(device)
-    images = read_images(images_path)
-    roles = read_arrays(roles_path, required=("members", "nonmembers", "calibration"))
-    sets = {name: subset(images, roles, name) for name in ("members", "nonmembers", "calibration")}
-    logits = {name: _logits(model, x, config, device) for name, (x, _) in sets.items()}
-    temperature, not_fitted = _fitted_temperature(model_name, logits["calibration"], sets["calibration"][1], config)
-    members, nonmembers = (Logits(logits[n], sets[n][1]) for n in ("members", "nonmembers"))
-    shadows = _read_shadows(shadow_paths, len(members.labels), len(nonmembers.labels))
-    candidate_in = np.stack([s["candidate_in"].astype(bool) for s in shadows])  # shadows x candidates
-    skipped = {"temperature_scaled": _unscalable(not_fitted, shadow_paths, shadows)}
+    target = _read_outputs(target_path)
+    if (target["model"], target["model_seed"]) != (model_name, seed):
+        raise ArtifactError(f"{target_path} holds the outputs of {target['model']!r} at model seed "
+                            f"{target['model_seed']}, not of {model_name!r} at seed {seed}")
+    recipe = config.shadow_recipe(model_name).name
+    shadow_paths, shadows = _read_shadows(shadow_paths, target, target_path, recipe, membership_model_seeds(config))
+    # The target's order: its members (IN candidates), then its non-members; every shadow's arrays follow it.
+    inside = target["candidate_in"].astype(bool)
+    order = np.r_[np.flatnonzero(inside), np.flatnonzero(~inside)]
+    n_members = int(inside.sum())
+    labels = torch.from_numpy(target["labels"][order])
+    candidate_in = np.stack([s["candidate_in"][order].astype(bool) for s in shadows])  # shadows x candidates
+    temperature = float(target["temperature"])
+    skipped = {"temperature_scaled": _unscalable(target, shadow_paths, shadows)}
     skipped = {variant: why for variant, why in skipped.items() if why}
     boot = Bootstrap(**cfg["bootstrap"])
 
+    def target_logits(key: str, scale: float) -> tuple[Logits, Logits]:
+        on_members, on_nonmembers = _split_candidates(target, order, n_members, key, scale)
+        return Logits(on_members, labels[:n_members]), Logits(on_nonmembers, labels[n_members:])
+
+    members, nonmembers = target_logits("logits", 1.0)
     results: dict[str, dict[str, Any]] = {}
     columns: dict[str, dict[str, np.ndarray]] = {}
     robustness: dict[str, float] = {}
@@ -261,23 +313,19 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
         if variant in skipped:
             log.warning("%s: variant %s skipped: %s", model_name, variant, skipped[variant])
             continue
-        if variant == "adversarial_input":
-            t_in, t_out = (Logits(_adversarial_logits(model, *sets[n], config, dataset, device), sets[n][1])
-                           for n in ("members", "nonmembers"))
-            robustness = _robustness(t_in, t_out)
-        else:
-            scale = temperature if variant == "temperature_scaled" else 1.0
-            t_in, t_out = Logits(members.logits / scale, members.labels), Logits(nonmembers.logits / scale,
-                                                                                 nonmembers.labels)
         scaled = variant == "temperature_scaled"
-        shadow_in, shadow_out = _pooled(shadows, "adv_" if variant == "adversarial_input" else "", scaled)
+        key = "adv_logits" if variant == "adversarial_input" else "logits"
+        t_in, t_out = target_logits(key, temperature if scaled else 1.0)
+        if variant == "adversarial_input":
+            robustness = _robustness(t_in, t_out)
+        shadow_in, shadow_out = _pooled(shadows, key, scaled)
         if variant == "adversarial_input":
             results[variant], table = metric_attacks(t_in, t_out, shadow_in, shadow_out, boot)
         else:
-            on = {n: [torch.from_numpy(s[f"candidate_{n}_logits"]) / (float(s["temperature"]) if scaled else 1.0)
-                      for s in shadows] for n in ("members", "nonmembers")}
-            results[variant], table = attack_target(t_in, t_out, shadow_in, shadow_out, on["members"],
-                                                    on["nonmembers"], boot, candidate_in)
+            on = [_split_candidates(s, order, n_members, key, float(s["temperature"]) if scaled else 1.0)
+                  for s in shadows]
+            results[variant], table = attack_target(t_in, t_out, shadow_in, shadow_out, [m for m, _ in on],
+                                                    [n for _, n in on], boot, candidate_in)
             table = table.drop(columns=["member", "label"])
         for attack in table.columns:
             columns.setdefault(attack, {})[variant] = table[attack].to_numpy()
@@ -285,25 +333,26 @@ def attack_step(config_files: Sequence[str], model_name: str, checkpoint: Path, 
                  ", ".join(f"{a} AUROC {m['auroc']:.3f}" for a, m in results[variant].items()))
 
     record = checked_metrics(metrics_path, {  # before the first write: a refused record leaves no output
-        "model": model_name, "inner_model": target.inner, "seed": meta["provenance"]["seed"],
-        "target": {**_target_summary(members, nonmembers, temperature, mcfg, target.size,
+        "model": model_name, "inner_model": target_id.inner, "seed": seed,
+        "target": {**_target_summary(members, nonmembers, temperature, mcfg, target_id.size,
                                      config["calibration"]["n_bins"]), **robustness},
         "robustness_attack": {"attack": "pgd", **cfg["adversarial_input"][dataset]},
         "attacks": results,
-        "temperature_scaling_change": _temperature_scaling_changes(columns, len(members.labels), boot),
-        "best_threshold_accuracy_p_value": _permutation_nulls(columns, len(members.labels), boot),
+        "temperature_scaling_change": _temperature_scaling_changes(columns, n_members, boot),
+        "best_threshold_accuracy_p_value": _permutation_nulls(columns, n_members, boot),
         "skipped_variants": skipped,
-        "n_members": len(members.labels), "n_nonmembers": len(nonmembers.labels), "n_shadows": len(shadows),
-        "shadow_recipe": cfg["shadow_recipe"],
-        "provenance": provenance(config.declared(),
-                                 seed=meta["provenance"]["seed"], device=device,
-                                 data_digests={p.name: sha256_file(p) for p in (checkpoint, roles_path)}),
+        "n_members": n_members, "n_nonmembers": len(order) - n_members, "n_shadows": len(shadows),
+        "shadow_recipe": cfg["shadow_recipe"], "shadow_model": recipe,
+        "shadow_seeds": ",".join(str(s["model_seed"]) for s in shadows),
+        "provenance": provenance(config.declared(), seed=seed, device="cpu",
+                                 data_digests={str(p): sha256_file(p) for p in (target_path, *shadow_paths)}),
     })
     scores_dir.mkdir(parents=True, exist_ok=True)
-    member = np.r_[np.ones(len(members.labels), bool), np.zeros(len(nonmembers.labels), bool)]
-    label = np.concatenate([members.labels.numpy(), nonmembers.labels.numpy()])
+    member = np.r_[np.ones(n_members, bool), np.zeros(len(order) - n_members, bool)]
+    candidate = target["candidates"][order]
     for attack, by_variant in columns.items():
-        write_table(scores_dir / f"{attack}.csv", pd.DataFrame({"member": member, "label": label, **by_variant}))
+        write_table(scores_dir / f"{attack}.csv", pd.DataFrame({"candidate": candidate, "member": member,
+                                                                "label": labels.numpy(), **by_variant}))
     save_figure(roc_figure(columns, member, model_name), roc_path)
     write_metrics(metrics_path, record)
 
@@ -349,29 +398,33 @@ def report_step(config_files: Sequence[str], metrics_paths: Sequence[Path], tabl
 
 
 def register(add_step) -> None:
-    """This stage's CLI steps: membership-roles, membership-shadow, membership-attack, membership-report."""
-    p = add_step("membership-roles", lambda a: roles_step(a.config, Path(a.split), a.size, a.shadow, Path(a.out)),
-                 "index sets of one target size (or of one of its shadows)")
+    """This stage's CLI steps: membership-roles, membership-outputs, membership-attack, membership-report."""
+    p = add_step("membership-roles", lambda a: roles_step(a.config, Path(a.split), a.size, a.seed, Path(a.out)),
+                 "index sets of one membership size and model seed (its half of the pool, the candidates)")
     p.add_argument("--split", required=True)
     p.add_argument("--size", required=True, type=int)
-    p.add_argument("--shadow", type=int, help="the shadow's number k; without it, the target's roles")
+    p.add_argument("--seed", required=True, type=int, help="the model seed k (half k of the pool)")
     p.add_argument("--out", required=True)
 
-    p = add_step("membership-shadow", lambda a: shadow_step(a.config, a.model, Path(a.checkpoint), Path(a.images),
-                                                            Path(a.roles), Path(a.target_roles), Path(a.out)),
-                 "a shadow model's logits, PGD logits and fitted T, for the attacker")
-    p.add_argument("--model", required=True, help="mi<size>_<recipe>_shadow<k>")
-    for name in ("checkpoint", "images", "roles", "target-roles", "out"):
+    p = add_step("membership-outputs", lambda a: outputs_step(
+        a.config, a.model, a.seed, Path(a.checkpoint), Path(a.images), Path(a.roles), Path(a.out)),
+        "a membership model's logits and PGD logits on the candidates and its fitted T, for the attacks")
+    p.add_argument("--model", required=True, help="mi<size>_<model>")
+    p.add_argument("--seed", required=True, type=int, help="the model seed")
+    for name in ("checkpoint", "images", "roles", "out"):
         p.add_argument(f"--{name}", required=True)
 
     p = add_step("membership-attack", lambda a: attack_step(
-        a.config, a.model, Path(a.checkpoint), Path(a.images), Path(a.roles), [Path(s) for s in a.shadows],
-        Path(a.metrics), Path(a.scores), Path(a.figure)),
+        a.config, a.model, a.seed, Path(a.target), [Path(s) for s in a.shadows], Path(a.metrics), Path(a.scores),
+        Path(a.figure)),
         "every membership attack on one target: deployed, temperature-scaled, adversarial inputs")
     p.add_argument("--model", required=True, help="mi<size>_<model>")
-    for name in ("checkpoint", "images", "roles", "metrics", "scores", "figure"):
+    p.add_argument("--seed", required=True, type=int, help="the target's model seed (one of membership.seeds)")
+    p.add_argument("--target", required=True, help="the target's membership-outputs")
+    p.add_argument("--shadows", required=True, nargs="+",
+                   help="the shadow recipe's membership-outputs at every model seed (the target's own is dropped)")
+    for name in ("metrics", "scores", "figure"):
         p.add_argument(f"--{name}", required=True)
-    p.add_argument("--shadows", required=True, nargs="+", help="the membership-shadow outputs of this size")
 
     p = add_step("membership-report", lambda a: report_step(
         a.config, [Path(m) for m in a.metrics], Path(a.table), Path(a.paired_table), Path(a.markdown),

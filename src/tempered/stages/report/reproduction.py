@@ -59,8 +59,10 @@ FIXED_DEVIATIONS = (
     "kmnist, EMNIST letters and Omniglot are used only where torchvision can download them; notMNIST and "
     "CIFAR-10 greyscale (Hendrycks & Gimpel) are not in the pipeline.",
     "Membership inference: Song et al. 2019 attacked Fashion-MNIST and CIFAR-10 models trained on the whole "
-    "training set; ours are MNIST models trained anew on seeded subsets of P1 (membership.train_sizes), compared "
-    "at the largest size. LiRA is the offline variant (every shadow is OUT for every candidate).",
+    "training set; ours are MNIST and Fashion-MNIST models trained anew on random halves of a seeded pool of twice "
+    "each size (membership.train_sizes; Carlini et al. 2022's protocol), compared at the largest size; members and "
+    "non-members are the pool's candidates the target did and did not train on. LiRA runs offline (each "
+    "candidate's OUT shadows) and online (IN against OUT).",
 )
 
 

@@ -12,7 +12,7 @@ from tempered.config import METHOD_SECTIONS, REPO_ROOT, load_config, validate_co
 from tempered.data.arrays import subset
 from tempered.data.split import make_split
 from tempered.device import seed_everything
-from tempered.model_grid import membership_shadows, model_config, model_id, shadows_of
+from tempered.model_grid import membership_recipes, model_config, model_id, shadow_recipe
 from tempered.models import build_model
 from tempered.stages.train.steps import train_step, training_method
 from tempered.training.madry_pgd import pgd_perturbation
@@ -90,12 +90,11 @@ def test_derived_models_train_by_the_method_of_the_model_they_copy(repo_config):
     assert model_config(config, "student_T20")["method"] == "cross_entropy"
     assert model_config(config, f"mi{size}_cnn_pgd")["method"] == "madry_pgd"
     assert model_config(config, f"mi{size}_confidence")["method"] == "learned_confidence"
-    assert model_config(config, f"mi{size}_confidence_shadow0")["method"] == "learned_confidence"  # like its target
+    assert shadow_recipe(config, model_id(config, f"mi{size}_confidence")).name == f"mi{size}_confidence"  # like it
     config["membership"]["shadow_recipe"] = "shadow_model"
-    # Every MNIST target's shadows are now cnn_pgd's, which train by its method; no other recipe has shadows.
-    assert [s.name for s in shadows_of(config, model_id(config, f"mi{size}_cnn"))][0] == f"mi{size}_cnn_pgd_shadow0"
-    assert model_config(config, f"mi{size}_cnn_pgd_shadow0")["method"] == "madry_pgd"
-    assert not any("confidence_shadow" in name for name in membership_shadows(config))
+    # Every MNIST target's shadows are now cnn_pgd's model seeds, which train by its method.
+    assert shadow_recipe(config, model_id(config, f"mi{size}_cnn")).name == f"mi{size}_cnn_pgd"
+    assert f"mi{size}_cnn_pgd" in membership_recipes(config)
     validate_config(config)
 
 

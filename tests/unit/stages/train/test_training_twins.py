@@ -10,7 +10,7 @@ import yaml
 
 from tempered.artifacts import ArtifactError, read_checkpoint
 from tempered.config import REPO_ROOT, load_config
-from tempered.model_grid import model_config, model_id, training_twins
+from tempered.model_grid import model_config, training_twins
 from tempered.models.checkpoints import load_model
 from tempered.stages.train.steps import reuse_training_step, train_step
 from tests.unit.tiny_inputs import write_digits_and_split
@@ -19,10 +19,8 @@ from tests.unit.tiny_inputs import write_digits_and_split
 def test_the_teacher_at_t1_is_the_base_cnn_and_each_sizes_membership_copy_too(repo_config):
     twins = training_twins(repo_config)
     sizes = repo_config["membership"]["train_sizes"]
-    # Shadows trained like their target (shadow_recipe target): the T=1 teacher's shadows are the CNN's too.
-    shadows = {f"mi{s}_teacher_T1_shadow{k}": f"mi{s}_cnn_shadow{k}" for s in sizes
-               for k in range(repo_config["membership"]["n_shadows"])}
-    assert twins == {"teacher_T1": "cnn", **{f"mi{s}_teacher_T1": f"mi{s}_cnn" for s in sizes}, **shadows}
+    # Each membership recipe trains at every model seed on that seed's half: the T=1 teacher is the CNN at each.
+    assert twins == {"teacher_T1": "cnn", **{f"mi{s}_teacher_T1": f"mi{s}_cnn" for s in sizes}}
 
 
 def test_a_setting_that_tells_them_apart_ends_the_twinship(repo_config):
@@ -32,10 +30,6 @@ def test_a_setting_that_tells_them_apart_ends_the_twinship(repo_config):
     config = copy.deepcopy(repo_config)
     config["distillation"]["temperatures"] = [t for t in config["distillation"]["temperatures"] if t != 1]
     assert training_twins(config) == {}
-    # Shadows of one recipe each train on their own roles: never twins of each other or of a target.
-    config = copy.deepcopy(repo_config)
-    config["membership"]["shadow_recipe"] = "shadow_model"
-    assert not any(model_id(config, name).is_shadow for name in training_twins(config))
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """A finished run's report as a committed reference (docs/reference/<preset>/): REPORT.md unedited, every figure it
-shows, every stage table, the claim counts and the membership summary. The reference's README.md and experiments/
-are written by people and stay; REPORT.md, figures/ and tables/ are replaced whole, so nothing of an older run
+shows, every stage table, the claim counts and the membership summary, and CHANGES.md (what the run changed against
+the reference it replaces: tempered.stages.report.changes). The reference's README.md and experiments/ are written
+by people and stay; REPORT.md, CHANGES.md, figures/ and tables/ are replaced whole, so nothing of an older run
 survives beside the new one. `make reference` runs it after `make reproduce`."""
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from pathlib import Path, PurePosixPath
 
 from tempered import paths
 from tempered.artifacts import ArtifactError
+from tempered.stages.report.changes import CHANGES, write_changes
 
 # Markdown images: ![alt](path) or ![alt](path "title"). REPORT.md links its figures relative to results/. Every
 # "![" must parse as one: a link this pattern misses would leave its figure behind without a word.
 _IMAGE = re.compile(r'!\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)')
 _IMAGE_START = "!["
 # What a reference holds beside its hand-written README.md and experiments/; figures only from `figures/`.
-PUBLISHED = ("REPORT.md", "figures", "tables")
+PUBLISHED = ("REPORT.md", CHANGES, "figures", "tables")
 FIGURES = "figures"
 # REPORT.md's run description names the config files the run read (tempered.stages.report.steps).
 _CONFIG_FILES = re.compile(r"^- \*\*config files\*\*: (.*)$", re.MULTILINE)
@@ -60,7 +62,7 @@ def check_preset(report: str, source: Path, preset: str) -> None:
                             f"preset {preset!r} needs {' + '.join(expected)}")
 
 
-def _stage(results: Path, staging: Path, preset: str | None) -> list[Path]:
+def _stage(results: Path, out: Path, staging: Path, preset: str | None) -> list[Path]:
     report = results / _in_results(paths.REPORT_MARKDOWN)
     if not report.is_file():
         raise ArtifactError(f"{report} does not exist: finish the run (make reproduce) before publishing it")
@@ -83,7 +85,8 @@ def _stage(results: Path, staging: Path, preset: str | None) -> list[Path]:
     for relative, source in copies.items():
         (staging / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, staging / relative)
-    return sorted(copies)
+    write_changes(out, staging, staging / CHANGES)
+    return sorted([*copies, Path(CHANGES)])
 
 
 def _swap(out: Path, staging: Path, retired: Path) -> None:
@@ -115,6 +118,6 @@ def publish_reference(results: Path, out: Path, preset: str | None = None) -> li
         staging, retired = Path(tmp) / "new", Path(tmp) / "old"
         staging.mkdir()
         retired.mkdir()
-        copied = _stage(results, staging, preset)
+        copied = _stage(results, out, staging, preset)
         _swap(out, staging, retired)
     return copied

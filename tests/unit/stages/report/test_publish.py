@@ -21,7 +21,8 @@ def _run(results, figures=("figures/a/one.png", "figures/two.png"), membership=T
         (results / f).parent.mkdir(parents=True, exist_ok=True)
         (results / f).write_bytes(f.encode())
     (results / "figures" / "not_shown.png").write_bytes(b"x")
-    (results / "tables" / "claims.csv").write_text("id,verdict\n")
+    (results / "tables" / "claims.csv").write_text("id,paper,ours,published,verdict,cause\n"
+                                                   "a.b,paper1,0.5,0.4,not reproduced,budget: 4 epochs\n")
     (results / "tables" / "ood.md").write_text("| a |\n")
     (results / "metrics" / "report.json").write_text('{"reproduced": 1}')
     if membership:
@@ -53,8 +54,10 @@ def test_publishes_the_report_its_figures_and_tables_and_keeps_what_people_wrote
         "claims.csv", "membership_summary.json", "ood.md", "report.json"]
     assert (out / "README.md").read_text() == "what the run was\n"
     assert (out / "experiments" / "probe.py").exists()
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "REPORT.md", "experiments", "figures", "tables"]
-    assert len(copied) == 7
+    assert sorted(p.name for p in out.iterdir()) == [
+        "CHANGES.md", "README.md", "REPORT.md", "experiments", "figures", "tables"]
+    assert "| a.b | 0.5 | 0.4 | budget: 4 epochs |" in (out / "CHANGES.md").read_text()
+    assert len(copied) == 8
 
 
 def test_a_run_without_the_membership_stage_has_no_summary(tmp_path):
@@ -92,7 +95,7 @@ def test_a_run_of_other_config_files_is_refused_for_a_preset(tmp_path, preset, c
 def test_the_run_of_the_preset_is_published_for_it(tmp_path):
     results, out = tmp_path / "results", tmp_path / "out"
     _run(results)
-    assert len(publish_reference(results, out, "quick")) == 7
+    assert len(publish_reference(results, out, "quick")) == 8
 
 
 def test_a_failed_move_puts_the_old_reference_back(tmp_path, monkeypatch):

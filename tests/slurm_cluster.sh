@@ -79,9 +79,11 @@ AccountingStorageType=accounting_storage/none
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
-# Finished jobs stay visible to squeue for an hour: the executor's squeue status polling needs at least a few
-# of its polling intervals, and the test looks every job of the whole run up afterwards.
-MinJobAge=3600
+# Finished jobs stay visible to squeue for four hours: the executor's squeue status polling needs at least a few
+# of its polling intervals, and the test looks every job of the whole run up afterwards, at the end of a test
+# session that builds the Slurm subset first. An hour was too short: a 70-minute session on a shared machine
+# looked up jobs finished 65 minutes before and found the first three purged.
+MinJobAge=14400
 ReturnToService=2
 NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP

@@ -59,7 +59,7 @@ def test_every_cluster_job_ran_as_a_slurm_job(slurm_run):
         assert Path(log).name == f"{slurm_id}.log" and Path(log).is_file(), log
         by_rule[rule] = by_rule.get(rule, 0) + 1
     assert by_rule == expected
-    # And Slurm itself knows every one of them as completed (MinJobAge keeps them listed for an hour).
+    # And Slurm itself knows every one of them as completed (MinJobAge keeps them listed for four hours).
     listed = run(["squeue", "-h", "-t", "all", "-o", "%i %T"], repo)
     states = dict(line.split() for line in listed.splitlines() if line.strip())
     assert {states.get(slurm_id) for _, slurm_id, _ in submitted} == {"COMPLETED"}, listed

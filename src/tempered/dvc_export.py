@@ -32,7 +32,7 @@ import yaml
 from tempered import code_deps
 from tempered.config import PRESETS_DIR, REPO_ROOT, ConfigError, load_config
 from tempered.dvc_foreach import Definition, JobStage, expand_stage, fold
-from tempered.model_grid import model_config_key, model_id
+from tempered.model_grid import model_config_key, model_dataset, model_id
 from tempered.nested import leaves
 from tempered.step_params import step_config_keys
 
@@ -194,10 +194,11 @@ def _settings(config: Mapping[str, Any], wildcards: Mapping[str, str]) -> dict[s
 
 def _labels(config: Mapping[str, Any], wildcards: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The part of the DAG a job belongs to (dvc_foreach.JobStage): a membership model's jobs read
-    membership.epochs besides the model's keys, and those that depend on their size's shadows hold mi<size>."""
+    membership.epochs besides the model's keys; those that depend on their size's shadows hold mi<size>, and
+    those that read their dataset's settings (membership.adversarial_input.<dataset>) name it."""
     if "model" not in wildcards or not (model := model_id(config, wildcards["model"])).is_membership:
         return (), ()
-    return ("membership",), (f"mi{model.size}",)
+    return ("membership",), (f"mi{model.size}", model_dataset(config, wildcards["model"]))
 
 
 def _stage_entry(definition: Definition) -> dict[str, Any]:

@@ -35,8 +35,9 @@ class JobStage:
     stage: dict[str, Any]
     settings: dict[str, str]  # fields that name config entries, written into params keys (models.<family>)
     labels: tuple[str, ...]  # the part of the DAG the job belongs to: its definition is named for it
-    # Finer parts (a membership size), applied only when the job's template still names one literally: its shape
-    # then depends on it (a size's list of shadows), and each gets its own definition.
+    # Finer parts (a membership size, a dataset), applied only when the job's template still names one as a word:
+    # its shape then depends on it (a size's list of shadows, a dataset's settings), and each gets its own
+    # definition.
     refinements: tuple[str, ...] = ()
     # Named inputs whose paths keep their numbers (template_text): a list over every seed.
     numbers_as_written: tuple[str, ...] = ()
@@ -154,7 +155,13 @@ def _template(job: JobStage, fields: Sequence[str]) -> dict[str, Any]:
 
 def _labels(job: JobStage, body: dict[str, Any]) -> tuple[str, ...]:
     text = json.dumps(body)
-    return job.labels + tuple(r for r in job.refinements if re.search(re.escape(r) + r"(?![0-9])", text))
+    return job.labels + tuple(r for r in job.refinements if re.search(_refinement_word(r), text))
+
+
+def _refinement_word(refinement: str) -> str:
+    """A refinement as it stands in a template: `mi1000` in `mi1000_cnn` but not in `mi10000`, `mnist` in
+    `data/mnist.npz` but not in `fashion_mnist`."""
+    return r"(?<![A-Za-z0-9_])" + re.escape(refinement) + r"(?![A-Za-z0-9])"
 
 
 def fold(rule: str, jobs: Sequence[JobStage]) -> list[Definition]:

@@ -113,7 +113,7 @@ def test_seed_and_temperature_wildcards_follow_config():
         f"train_student@student_T{t}-seed{s}" for t in grid for s in (0, 1, 2)}
     # The membership recipes distil too, one student per size, T and model seed (0..n_shadows: targets and
     # shadows alike), each on its seed's half of the pool.
-    mi1000 = "train_student_membership@mi1000_"
+    mi1000 = "train_student_membership_mnist@mi1000_"
     assert {s for s in paper if s.startswith(mi1000)} == {
         f"{mi1000}student_T{t}-seed{k}" for t in grid for k in range(17)}
     student = paper[f"{mi1000}student_T20-seed3"]
@@ -124,13 +124,26 @@ def test_seed_and_temperature_wildcards_follow_config():
 def test_an_attack_reads_its_recipes_outputs_at_every_model_seed():
     paper = committed_stages(REPO_ROOT)
     # One definition for every target seed: the list of the recipe's outputs keeps its seeds as written.
-    assert {f"membership_attack_1@mi1000_cnn_pgd-seed{s}" for s in (0, 1, 2)} <= set(paper)
-    attack = paper["membership_attack_1@mi1000_cnn_pgd-seed1"]
+    assert {f"membership_attack_mnist@mi1000_cnn_pgd-seed{s}" for s in (0, 1, 2)} <= set(paper)
+    attack = paper["membership_attack_mnist@mi1000_cnn_pgd-seed1"]
     assert "--target results/membership/outputs/mi1000_cnn_pgd/seed1.npz" in attack["cmd"]
     outputs = [d for d in attack["deps"] if d.startswith("results/membership/outputs/")]
     assert sorted(outputs) == sorted(f"results/membership/outputs/mi1000_cnn_pgd/seed{k}.npz" for k in range(17))
     student = paper["train_student@student_T20-seed1"]
     assert "results/distillation/teacher_T20/seed1/soft_labels.npz" in student["deps"]
+
+
+def test_membership_definitions_are_named_for_the_dataset_whose_settings_they_read():
+    """The attacks on MNIST and Fashion-MNIST targets differ in one params key (their adversarial inputs): two
+    definitions, each named for its dataset, not numbered."""
+    paper = committed_stages(REPO_ROOT)
+    for dataset, model in (("mnist", "mi1000_cnn"), ("fashion_mnist", "mi1000_song_fmnist")):
+        for rule in ("membership_attack", "membership_outputs"):
+            stage = paper[f"{rule}_{dataset}@{model}-seed0"]
+            keys = stage["params"][0][PARAMS_FILE]
+            assert f"membership.adversarial_input.{dataset}" in keys, (rule, dataset, keys)
+            assert not any(k.startswith("membership.adversarial_input.") and k.endswith(f".{other}")
+                           for k in keys for other in ("mnist", "fashion_mnist") if other != dataset)
 
 
 def test_presets_must_follow_config_yaml():

@@ -32,7 +32,7 @@ import yaml
 from tempered import code_deps
 from tempered.config import PRESETS_DIR, REPO_ROOT, ConfigError, load_config
 from tempered.dvc_foreach import Definition, JobStage, expand_stage, fold
-from tempered.model_grid import model_config_key, model_dataset, model_id
+from tempered.model_grid import family_dataset, model_config_key, model_id
 from tempered.nested import leaves
 from tempered.step_params import step_config_keys
 
@@ -198,7 +198,7 @@ def _labels(config: Mapping[str, Any], wildcards: Mapping[str, str]) -> tuple[tu
     those that read their dataset's settings (membership.adversarial_input.<dataset>) name it."""
     if "model" not in wildcards or not (model := model_id(config, wildcards["model"])).is_membership:
         return (), ()
-    return ("membership",), (f"mi{model.size}", model_dataset(config, wildcards["model"]))
+    return ("membership",), (f"mi{model.size}", family_dataset(config, model.family))
 
 
 def _stage_entry(definition: Definition) -> dict[str, Any]:
